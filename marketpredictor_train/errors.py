@@ -1,0 +1,61 @@
+"""One exception tree for mptrain; each class carries the exit code the CLI returns for it."""
+
+from __future__ import annotations
+
+
+class MptrainError(Exception):
+    """Base of every error mptrain reports to its user (exit code 1 unless a subclass says)."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n{self.hint}"
+        return self.message
+
+
+class DataError(MptrainError):
+    """The market data could not be loaded or failed its checks (exit 1)."""
+
+
+class TrainingError(MptrainError):
+    """The model could not be trained (exit 1)."""
+
+
+class StoreError(MptrainError):
+    """The model store could not be read or changed (exit 1)."""
+
+
+class ModelFileError(StoreError):
+    """A model file is missing, truncated, tampered with or of an unknown format (exit 1)."""
+
+
+class TrackingError(MptrainError):
+    """MLflow tracking failed (exit 1)."""
+
+
+class HookError(MptrainError):
+    """The post-promotion command failed; the promotion itself stands (exit 1)."""
+
+
+class ValidationFailed(MptrainError):
+    """The new model did not pass the promotion gate (exit 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(MptrainError):
+    """Invalid arguments, settings or config file, or an unknown model type (exit 3)."""
+
+    exit_code = 3
+
+
+EXIT_SUCCESS = 0
+EXIT_FAILURE = MptrainError.exit_code
+EXIT_VALIDATION_FAILED = ValidationFailed.exit_code
+EXIT_CONFIG_ERROR = ConfigError.exit_code
