@@ -1,0 +1,86 @@
+"""The model store: self-describing model files, versions, the production model, its
+promotion history and the post-promotion command.
+
+Names are imported on first use, so that shell completion can read
+``marketpredictor_train.store.names`` without paying for the rest.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from marketpredictor_train.store.history import PromotionRecord
+    from marketpredictor_train.store.hooks import HookOutcome, run_post_promote_hook
+    from marketpredictor_train.store.modelfile import ModelFile, read_model_file, write_model_file
+    from marketpredictor_train.store.names import VERSION_PATTERN, is_version
+    from marketpredictor_train.store.service import (
+        ModelsListing,
+        PruneResult,
+        RollbackResult,
+        list_models,
+        prune_models,
+        rollback,
+    )
+    from marketpredictor_train.store.store import (
+        ModelStore,
+        StoredModel,
+        StoreScan,
+        UnreadableFile,
+    )
+
+_EXPORTS: dict[str, str] = {
+    "ModelStore": "store",
+    "StoredModel": "store",
+    "StoreScan": "store",
+    "UnreadableFile": "store",
+    "PromotionRecord": "history",
+    "ModelFile": "modelfile",
+    "read_model_file": "modelfile",
+    "write_model_file": "modelfile",
+    "VERSION_PATTERN": "names",
+    "is_version": "names",
+    "HookOutcome": "hooks",
+    "run_post_promote_hook": "hooks",
+    "ModelsListing": "service",
+    "PruneResult": "service",
+    "RollbackResult": "service",
+    "list_models": "service",
+    "prune_models": "service",
+    "rollback": "service",
+}
+
+__all__ = [
+    "HookOutcome",
+    "ModelFile",
+    "ModelStore",
+    "ModelsListing",
+    "PromotionRecord",
+    "PruneResult",
+    "RollbackResult",
+    "StoreScan",
+    "StoredModel",
+    "UnreadableFile",
+    "VERSION_PATTERN",
+    "is_version",
+    "list_models",
+    "prune_models",
+    "read_model_file",
+    "rollback",
+    "run_post_promote_hook",
+    "write_model_file",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

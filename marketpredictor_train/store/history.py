@@ -1,0 +1,117 @@
+"""The promotion history: an append-only JSON-lines file, one record per change of production.
+
+Records are only appended (under the store lock) and each append is fsynced. A line torn by
+a crash mid-write is skipped with a warning when reading, and the next append starts on a
+fresh line so it cannot be glued to the torn one.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+HISTORY_FILE_NAME = "history.jsonl"
+Action = Literal["promote", "rollback"]
+
+
+@dataclass(frozen=True, slots=True)
+class PromotionRecord:
+    """One change of the production model: who made which version production, when and why."""
+
+    timestamp: str  # UTC, ISO 8601
+    action: Action
+    from_version: str | None
+    to_version: str
+    reason: str
+    forced: bool
+    user: str
+    host: str
+
+    @classmethod
+    def new(
+        cls,
+        action: Action,
+        *,
+        from_version: str | None,
+        to_version: str,
+        reason: str,
+        forced: bool = False,
+    ) -> PromotionRecord:
+        return cls(
+            timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+            action=action,
+            from_version=from_version,
+            to_version=to_version,
+            reason=reason,
+            forced=forced,
+            user=_current_user(),
+            host=socket.gethostname(),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PromotionRecord:
+        return cls(
+            timestamp=str(data["timestamp"]),
+            action=data["action"],
+            from_version=data.get("from_version"),
+            to_version=str(data["to_version"]),
+            reason=str(data.get("reason", "")),
+            forced=bool(data.get("forced", False)),
+            user=str(data.get("user", "")),
+            host=str(data.get("host", "")),
+        )
+
+
+def append_record(path: Path, record: PromotionRecord) -> None:
+    """Append one record durably. The caller holds the store lock."""
+    line = json.dumps(record.to_dict(), ensure_ascii=False, sort_keys=True) + "\n"
+    with open(path, "a+b") as fh:
+        # A crash mid-append leaves a line without its newline; start on a fresh line.
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() > 0:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                line = "\n" + line
+        fh.write(line.encode("utf-8"))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_records(path: Path) -> list[PromotionRecord]:
+    """Every readable record, oldest first; unreadable lines are skipped with a warning."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    records: list[PromotionRecord] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            records.append(PromotionRecord.from_dict(data))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            log.warning(
+                "Skipping unreadable history line", path=str(path), line=number, error=str(exc)
+            )
+    return records
+
+
+def _current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name, e.g. an anonymous container uid
+        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"

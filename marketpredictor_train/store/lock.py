@@ -1,0 +1,45 @@
+"""The model store's inter-process lock, taken around every change of production or history.
+
+It is an OS-level ``flock`` on ``models/.mptrain.lock`` (via filelock): the kernel releases
+it when the holding process exits or crashes, so a killed run never leaves a stale lock.
+A waiter gives up after a timeout with a :class:`StoreError` that says what to check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from marketpredictor_train.errors import StoreError
+
+LOCK_FILE_NAME = ".mptrain.lock"
+DEFAULT_LOCK_TIMEOUT_S = 60.0
+
+
+class StoreLock:
+    """The lock of one models folder; re-entrant within a thread (nested blocks nest)."""
+
+    def __init__(self, models_dir: Path, timeout: float = DEFAULT_LOCK_TIMEOUT_S) -> None:
+        self.path = Path(models_dir) / LOCK_FILE_NAME
+        self.timeout = timeout
+        self._lock = FileLock(self.path, timeout=timeout)
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire()
+        except Timeout as exc:
+            raise StoreError(
+                f"Another mptrain process has held the model store lock {self.path} "
+                f"for more than {self.timeout:g}s",
+                hint="Wait for the other training or rollback to finish. The lock is released "
+                "automatically when that process exits; a leftover lock file is harmless.",
+            ) from exc
+        try:
+            yield
+        finally:
+            self._lock.release()

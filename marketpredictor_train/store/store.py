@@ -1,0 +1,443 @@
+"""The model store: versioned model files, the production model, its history, pruning.
+
+Layout of the models folder::
+
+    models/
+    ├── prod_model.bin              # a byte-for-byte copy of the production version
+    ├── model_20250127_143022.bin   # every saved version (UTC save time)
+    ├── model_20250120_020015.bin
+    ├── history.jsonl               # append-only promotion history
+    └── .mptrain.lock               # inter-process lock (may stay behind; harmless)
+
+Production is identified by the manifest inside ``prod_model.bin``, never by a pointer file,
+so the manual ``cp models/model_X.bin models/prod_model.bin`` leaves a store that every
+command reads correctly. Changes of production happen under the store lock and replace
+``prod_model.bin`` atomically, then append to the history.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from marketpredictor_train.errors import ConfigError, ModelFileError, StoreError
+from marketpredictor_train.store.history import (
+    HISTORY_FILE_NAME,
+    Action,
+    PromotionRecord,
+    append_record,
+    read_records,
+)
+from marketpredictor_train.store.lock import DEFAULT_LOCK_TIMEOUT_S, StoreLock
+from marketpredictor_train.store.modelfile import (
+    ModelFile,
+    atomic_write_bytes,
+    decode_model_file,
+    encode_model_file,
+    fsync_dir,
+    read_model_file,
+    write_temp_file,
+)
+from marketpredictor_train.store.names import (
+    PROD_FILE_NAME,
+    is_version,
+    list_version_names,
+    model_file_name,
+)
+
+log = structlog.get_logger(__name__)
+
+# Same-second saves get suffixes _2, _3, ...; this many in one second means a runaway loop.
+_MAX_SAME_SECOND = 999
+# Temp files older than this are leftovers of a crashed write, safe for prune to remove.
+_STALE_TEMP_S = 3600.0
+_HINT_MAX_VERSIONS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class StoredModel:
+    """One model in the store. For :meth:`ModelStore.production`, ``path`` is
+    ``prod_model.bin``; for every other lookup it is the versioned ``model_<version>.bin``."""
+
+    version: str
+    path: Path
+    created_at: str | None
+    manifest: dict[str, Any] = field(repr=False, hash=False)
+    is_production: bool
+    size_bytes: int
+
+    @property
+    def model_type(self) -> str | None:
+        value = self.manifest.get("model_type")
+        return str(value) if value is not None else None
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        value = self.manifest.get("metrics")
+        return dict(value) if isinstance(value, dict) else {}
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-safe description for listings and ``--json`` output."""
+        return {
+            "version": self.version,
+            "created_at": self.created_at,
+            "model_type": self.model_type,
+            "metrics": self.metrics,
+            "is_production": self.is_production,
+            "size_bytes": self.size_bytes,
+            "path": str(self.path),
+            "run_id": self.manifest.get("run_id"),
+            "data_window": self.manifest.get("data_window"),
+            "label": self.manifest.get("label"),
+            "feature_spec_hash": self.manifest.get("feature_spec_hash"),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableFile:
+    """A file in the store that could not be read as a model, and why."""
+
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreScan:
+    """Everything in the store at one moment; production problems are reported, not raised."""
+
+    models: tuple[StoredModel, ...]
+    production: StoredModel | None
+    production_error: str | None
+    unreadable: tuple[UnreadableFile, ...]
+
+
+class ModelStore:
+    """Versioned model files in one folder, with a production model and its history."""
+
+    def __init__(self, models_dir: Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S) -> None:
+        self.models_dir = Path(models_dir)
+        self.prod_path = self.models_dir / PROD_FILE_NAME
+        self.history_path = self.models_dir / HISTORY_FILE_NAME
+        self._lock = StoreLock(self.models_dir, lock_timeout)
+
+    def __repr__(self) -> str:
+        return f"ModelStore({str(self.models_dir)!r})"
+
+    # ----------------------------------------------------------------- reading
+
+    def version_names(self) -> list[str]:
+        """Versions present, newest first, from the folder listing alone (cheap)."""
+        return list_version_names(self.models_dir)
+
+    def path_of(self, version: str) -> Path:
+        """The file of an existing version; :class:`ConfigError` if it is malformed or unknown."""
+        if not is_version(version):
+            raise ConfigError(
+                f"Malformed model version {version!r}: expected YYYYMMDD_HHMMSS "
+                "(UTC save time, e.g. 20250120_020015)",
+                hint=self._available_hint(),
+            )
+        path = self.models_dir / model_file_name(version)
+        if not path.is_file():
+            raise ConfigError(
+                f"Unknown model version {version!r}: no {path}",
+                hint=self._available_hint(),
+            )
+        return path
+
+    def get(self, version: str) -> StoredModel:
+        """One version, verified; :class:`ConfigError` if unknown, :class:`ModelFileError`
+        if its file is damaged."""
+        path = self.path_of(version)
+        model = self._read_version(path, version)
+        return _with_production(model, self._production_version_or_none())
+
+    def load(self, version: str) -> ModelFile:
+        """The verified manifest and payload of one version."""
+        path = self.path_of(version)
+        return self._read_checked(path, version)
+
+    def production(self) -> StoredModel | None:
+        """The production model as identified by the manifest inside ``prod_model.bin``;
+        None when there is none yet; :class:`ModelFileError` when it is damaged."""
+        loaded = self._load_production_file()
+        if loaded is None:
+            return None
+        model_file, size = loaded
+        version = model_file.manifest["version"]
+        return StoredModel(
+            version=version,
+            path=self.prod_path,
+            created_at=_created_at(model_file.manifest),
+            manifest=model_file.manifest,
+            is_production=True,
+            size_bytes=size,
+        )
+
+    def load_production(self) -> ModelFile | None:
+        """The verified production model, or None when nothing has been promoted yet."""
+        loaded = self._load_production_file()
+        return loaded[0] if loaded is not None else None
+
+    def scan(self) -> StoreScan:
+        """Every readable version (newest first), the production model, and what could not
+        be read. Damaged files are reported here rather than stopping the listing."""
+        try:
+            production = self.production()
+            production_error = None
+        except ModelFileError as exc:
+            production, production_error = None, str(exc)
+            log.warning("Production model is unreadable", path=str(self.prod_path), error=str(exc))
+        prod_version = production.version if production else None
+        models: list[StoredModel] = []
+        unreadable: list[UnreadableFile] = []
+        for version in self.version_names():
+            path = self.models_dir / model_file_name(version)
+            try:
+                model = self._read_version(path, version)
+            except ModelFileError as exc:
+                unreadable.append(UnreadableFile(path, str(exc)))
+                log.warning("Skipping unreadable model file", path=str(path), error=str(exc))
+                continue
+            models.append(_with_production(model, prod_version))
+        return StoreScan(tuple(models), production, production_error, tuple(unreadable))
+
+    def versions(self) -> list[StoredModel]:
+        """Every readable version, newest first (unreadable files are logged and skipped)."""
+        return list(self.scan().models)
+
+    def history(self) -> list[PromotionRecord]:
+        """The promotion history, oldest first."""
+        return read_records(self.history_path)
+
+    # ----------------------------------------------------------------- changing
+
+    def save(self, manifest: dict[str, Any], payload: bytes) -> StoredModel:
+        """Save a new version named after the current UTC time; never overwrites one.
+
+        Sets ``manifest["version"]`` and ``manifest["created_at"]``. The file is complete
+        before its name appears: it is written to a temp file and hard-linked to its final
+        name, and the link fails if another process took that name first, in which case the
+        next suffix is tried.
+        """
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        now = datetime.now(UTC)
+        base = now.strftime("%Y%m%d_%H%M%S")
+        created_at = now.isoformat(timespec="seconds")
+        for n in range(1, _MAX_SAME_SECOND + 1):
+            version = base if n == 1 else f"{base}_{n}"
+            target = self.models_dir / model_file_name(version)
+            if target.exists():
+                continue
+            content = {**manifest, "version": version, "created_at": created_at}
+            data = encode_model_file(content, payload)
+            if self._claim(target, data):
+                manifest["version"] = version
+                manifest["created_at"] = created_at
+                log.info("Model saved", version=version, path=str(target))
+                return StoredModel(
+                    version=version,
+                    path=target,
+                    created_at=created_at,
+                    manifest=decode_model_file(data, source=str(target)).manifest,
+                    is_production=False,
+                    size_bytes=len(data),
+                )
+        raise StoreError(f"No free version name for {base} in {self.models_dir}")
+
+    def promote(self, version: str, *, reason: str, forced: bool = False) -> PromotionRecord:
+        """Make ``version`` production (atomically, under the lock) and record it."""
+        with self._lock.hold():
+            return self._make_production(version, "promote", reason=reason, forced=forced)
+
+    def rollback(self, version: str | None = None, *, reason: str = "rollback") -> PromotionRecord:
+        """Make ``version`` production again; with None, the production model before the
+        current one according to the history."""
+        with self._lock.hold():
+            if version is None:
+                version = self._previous_production()
+            return self._make_production(version, "rollback", reason=reason, forced=False)
+
+    def prune(self, keep: int) -> list[str]:
+        """Delete all but the newest ``keep`` non-production versions; returns the removed
+        versions, newest first. Production is never deleted; if ``prod_model.bin`` cannot
+        be read, nothing is deleted (:class:`ModelFileError`)."""
+        if keep < 0:
+            raise ConfigError(f"Cannot keep {keep} versions: give 0 or more")
+        with self._lock.hold():
+            production = self.production()
+            candidates = [
+                v for v in self.version_names() if production is None or v != production.version
+            ]
+            removed = candidates[keep:]
+            for version in removed:
+                (self.models_dir / model_file_name(version)).unlink(missing_ok=True)
+            self._remove_stale_temp_files()
+            if removed:
+                fsync_dir(self.models_dir)
+        if removed:
+            log.info("Pruned model versions", removed=removed, kept=keep)
+        return removed
+
+    # ----------------------------------------------------------------- internals
+
+    def _claim(self, target: Path, data: bytes) -> bool:
+        """Give ``data`` the name ``target`` unless it is taken; True when it was free."""
+        tmp = write_temp_file(self.models_dir, target.name, data)
+        try:
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                return False
+            except OSError:
+                # No hard links here (some network or FUSE filesystems): fall back to a
+                # check-and-rename serialised by the store lock.
+                with self._lock.hold():
+                    if target.exists():
+                        return False
+                    os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        fsync_dir(self.models_dir)
+        return True
+
+    def _make_production(
+        self, version: str, action: Action, *, reason: str, forced: bool
+    ) -> PromotionRecord:
+        # Caller holds the lock. Verify the bytes we copy, not just the file we named.
+        path = self.path_of(version)
+        data = _read_bytes(path)
+        self._check_version(decode_model_file(data, source=str(path)), path, version)
+        previous = self._production_version_or_none()
+        atomic_write_bytes(self.prod_path, data)
+        record = PromotionRecord.new(
+            action, from_version=previous, to_version=version, reason=reason, forced=forced
+        )
+        append_record(self.history_path, record)
+        log.info(
+            "Production model changed",
+            action=action,
+            from_version=previous,
+            to_version=version,
+            reason=reason,
+            forced=forced,
+        )
+        return record
+
+    def _previous_production(self) -> str:
+        """The most recent production model in the history that is not the current one.
+
+        Rolling back twice therefore toggles between the two latest production models, and
+        after a manual ``cp`` it returns to the last one mptrain promoted."""
+        current = self._production_version_or_none()
+        for record in reversed(self.history()):
+            if record.to_version != current:
+                if not (self.models_dir / model_file_name(record.to_version)).is_file():
+                    raise ConfigError(
+                        f"The previous production model {record.to_version} is no longer "
+                        f"in {self.models_dir} (pruned or deleted)",
+                        hint="Choose a version with --version. " + self._available_hint(),
+                    )
+                return record.to_version
+        raise ConfigError(
+            "There is no previous production model to roll back to "
+            f"(the promotion history in {self.history_path} has none)",
+            hint="Choose a version with --version. " + self._available_hint(),
+        )
+
+    def _load_production_file(self) -> tuple[ModelFile, int] | None:
+        try:
+            data = self.prod_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ModelFileError(f"Cannot read {self.prod_path}: {exc.strerror or exc}") from exc
+        model_file = decode_model_file(data, source=str(self.prod_path))
+        version = model_file.manifest.get("version")
+        if not is_version(version):
+            raise ModelFileError(
+                f"{self.prod_path} does not name a valid version in its manifest ({version!r})",
+                hint="Roll back to a known version with `mptrain rollback --version V`.",
+            )
+        return model_file, len(data)
+
+    def _production_version_or_none(self) -> str | None:
+        """The current production version, tolerating a damaged prod_model.bin (which a
+        promotion or rollback is exactly the way to repair)."""
+        try:
+            loaded = self._load_production_file()
+        except ModelFileError as exc:
+            log.warning("Production model is unreadable", path=str(self.prod_path), error=str(exc))
+            return None
+        return loaded[0].manifest["version"] if loaded else None
+
+    def _read_version(self, path: Path, version: str) -> StoredModel:
+        data = _read_bytes(path)
+        model_file = decode_model_file(data, source=str(path))
+        self._check_version(model_file, path, version)
+        return StoredModel(
+            version=version,
+            path=path,
+            created_at=_created_at(model_file.manifest),
+            manifest=model_file.manifest,
+            is_production=False,
+            size_bytes=len(data),
+        )
+
+    def _read_checked(self, path: Path, version: str) -> ModelFile:
+        model_file = read_model_file(path)
+        self._check_version(model_file, path, version)
+        return model_file
+
+    @staticmethod
+    def _check_version(model_file: ModelFile, path: Path, version: str) -> None:
+        inside = model_file.manifest.get("version")
+        if inside != version:
+            raise ModelFileError(
+                f"{path} holds version {inside!r}, not {version!r} (renamed or copied over?)"
+            )
+
+    def _available_hint(self) -> str:
+        names = self.version_names()
+        if not names:
+            return f"No model versions in {self.models_dir} yet; run `mptrain train` first."
+        shown = ", ".join(names[:_HINT_MAX_VERSIONS])
+        more = len(names) - _HINT_MAX_VERSIONS
+        if more > 0:
+            shown += f" ... and {more} older (see `mptrain models-list`)"
+        return f"Available versions (newest first): {shown}"
+
+    def _remove_stale_temp_files(self) -> None:
+        cutoff = time.time() - _STALE_TEMP_S
+        for entry in self.models_dir.glob(".*.tmp"):
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    entry.unlink()
+            except OSError:
+                continue
+
+
+def _with_production(model: StoredModel, prod_version: str | None) -> StoredModel:
+    if prod_version is None or model.version != prod_version:
+        return model
+    return replace(model, is_production=True)
+
+
+def _created_at(manifest: dict[str, Any]) -> str | None:
+    value = manifest.get("created_at")
+    return str(value) if value is not None else None
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ModelFileError(f"Model file not found: {path} (deleted meanwhile?)") from exc
+    except OSError as exc:
+        raise ModelFileError(f"Cannot read model file {path}: {exc.strerror or exc}") from exc
