@@ -1,0 +1,5 @@
+"""python -m marketpredictor_train"""
+
+from marketpredictor_train.cli import main
+
+main()

@@ -1,0 +1,13 @@
+"""The mptrain command line: a thin Typer skin over marketpredictor_train.api."""
+
+from __future__ import annotations
+
+from marketpredictor_train.cli import train  # noqa: F401  (registers the command)
+from marketpredictor_train.cli._app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Console entry point."""
+    app(prog_name="mptrain")

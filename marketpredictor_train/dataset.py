@@ -1,0 +1,112 @@
+"""The modelling table: features beside labels, one row per (ticker, date), and the
+chronological train | purge gap | backtest cut of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from marketpredictor_train.errors import TrainingError
+from marketpredictor_train.validation.split import SplitWindow, chronological_split
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
+    from marketpredictor_train.features import FeatureSpec
+
+# Below this many training rows (or backtest rows) no metric means anything.
+MIN_TRAIN_ROWS = 250
+MIN_BACKTEST_ROWS = 40
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Feature/label rows cut chronologically; ``train`` ends ``purge_gap`` trading days
+    before ``backtest`` begins."""
+
+    spec: FeatureSpec
+    feature_columns: list[str]
+    train: pl.DataFrame
+    backtest: pl.DataFrame
+    window: SplitWindow
+
+    def xy(self, part: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        return (
+            part.select(self.feature_columns).to_numpy(),
+            part.get_column("label").to_numpy(),
+        )
+
+
+def labelled_features(
+    ohlcv: pl.DataFrame, spec: FeatureSpec, *, horizon: int, dead_band: float = 0.0
+) -> pl.DataFrame:
+    """Model features joined with labels; rows without a label or with any null model
+    feature (warm-up) are dropped. Sorted by (ticker, date)."""
+    import polars as pl
+
+    from marketpredictor_train.features import build_features, make_labels, model_feature_names
+
+    columns = model_feature_names(spec)
+    features = build_features(ohlcv, spec)
+    labels = make_labels(ohlcv, horizon=horizon, dead_band=dead_band)
+    return (
+        features.select(["ticker", "date", *columns])
+        .join(labels, on=["ticker", "date"], how="inner")
+        .filter(pl.col("label").is_not_null())
+        .drop_nulls(columns)
+        .filter(pl.all_horizontal([pl.col(c).is_finite() for c in columns]))
+        .sort(["ticker", "date"])
+    )
+
+
+def build_dataset(
+    ohlcv: pl.DataFrame,
+    spec: FeatureSpec,
+    *,
+    horizon: int,
+    dead_band: float,
+    backtest_months: int,
+    purge_gap: int,
+) -> Dataset:
+    """Cut the labelled features into train and backtest; TrainingError when too small."""
+    import polars as pl
+
+    from marketpredictor_train.features import model_feature_names
+
+    table = labelled_features(ohlcv, spec, horizon=horizon, dead_band=dead_band)
+    if table.height == 0:
+        raise TrainingError(
+            "Training failed - insufficient data",
+            hint="No row has both complete features and a label; use a longer data period: "
+            "--period 5y",
+        )
+    # The calendar comes from the prices, not the labelled rows, so the backtest is the
+    # last months of the market even when the last `horizon` days have no label yet.
+    window = chronological_split(
+        ohlcv.get_column("date"), backtest_months=backtest_months, purge_gap=purge_gap
+    )
+    train = table.filter(pl.col("date") <= window.train_end)
+    backtest = table.filter(pl.col("date") >= window.backtest_start)
+    _check_enough(train, backtest)
+    return Dataset(spec, model_feature_names(spec), train, backtest, window)
+
+
+def _check_enough(train: pl.DataFrame, backtest: pl.DataFrame) -> None:
+    hint = (
+        "Use a longer data period (--period 5y), more tickers, or check the class "
+        "distribution in the data; or try a different model type (--model-type rf)."
+    )
+    if train.height < MIN_TRAIN_ROWS or backtest.height < MIN_BACKTEST_ROWS:
+        raise TrainingError(
+            "Training failed - insufficient data "
+            f"({train.height} training rows, {backtest.height} backtest rows; need at least "
+            f"{MIN_TRAIN_ROWS} and {MIN_BACKTEST_ROWS})",
+            hint=hint,
+        )
+    classes = train.get_column("label").unique().to_list()
+    if len(classes) < 2:
+        raise TrainingError(
+            f"Training failed - insufficient data (every training label is {classes[0]})",
+            hint=hint,
+        )

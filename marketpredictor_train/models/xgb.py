@@ -1,0 +1,77 @@
+"""XGBoost, the default model type, with the seed's parameters (100 trees, depth 6,
+learning rate 0.1, logloss). Saved as XGBoost's own UBJSON, never pickled."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Self
+
+from marketpredictor_train.models.base import ModelType
+
+if TYPE_CHECKING:
+    import numpy as np
+    import optuna
+
+
+class XGBModelType(ModelType):
+    name = "xgb"
+    payload_format = "xgboost-ubj"
+    supports_gpu = True
+    default_params: Mapping[str, Any] = {
+        "n_estimators": 100,
+        "max_depth": 6,
+        "learning_rate": 0.1,
+        "eval_metric": "logloss",
+    }
+
+    def __init__(
+        self, params: Mapping[str, Any] | None = None, *, device: str = "cpu", seed: int = 42
+    ) -> None:
+        super().__init__(params, device=device, seed=seed)
+        self._model: Any = None
+
+    def _build(self) -> Any:
+        from xgboost import XGBClassifier
+
+        return XGBClassifier(
+            **self.params,
+            objective="binary:logistic",
+            tree_method="hist",
+            device="cuda" if self.device == "cuda" else "cpu",
+            random_state=self.seed,
+            n_jobs=0,
+        )
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        self._model = self._build()
+        self._model.fit(X, y, verbose=False)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self._model.predict_proba(X)[:, 1]
+
+    def feature_importance(self) -> np.ndarray | None:
+        return self._model.feature_importances_
+
+    def to_bytes(self) -> bytes:
+        return bytes(self._model.get_booster().save_raw(raw_format="ubj"))
+
+    @classmethod
+    def from_bytes(
+        cls, payload: bytes, params: Mapping[str, Any] | None = None, *, device: str = "cpu"
+    ) -> Self:
+        inst = cls(params, device=device)
+        model = inst._build()
+        model.load_model(bytearray(payload))
+        inst._model = model
+        return inst
+
+    @classmethod
+    def search_space(cls, trial: optuna.Trial) -> dict[str, Any]:
+        return {
+            "n_estimators": trial.suggest_int("n_estimators", 50, 300),
+            "max_depth": trial.suggest_int("max_depth", 3, 10),
+            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+            "min_child_weight": trial.suggest_int("min_child_weight", 1, 10),
+            "subsample": trial.suggest_float("subsample", 0.6, 1.0),
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.6, 1.0),
+        }

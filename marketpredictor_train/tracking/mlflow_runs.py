@@ -1,0 +1,74 @@
+"""Write one MLflow run per training run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+if TYPE_CHECKING:
+    from marketpredictor_train.config import Settings
+
+log = structlog.get_logger(__name__)
+
+SEED_METRICS = ("accuracy", "precision", "recall", "f1")
+
+
+def log_training_run(
+    settings: Settings,
+    *,
+    run_id: str,
+    model_type: str,
+    params: dict[str, Any],
+    metrics: dict[str, Any],
+    n_features: int,
+    status: str,
+    promoted: bool,
+    version: str | None,
+    model_path: str | None,
+    reason: str,
+    extra_metrics: dict[str, float] | None = None,
+    artifacts: list[Path] | None = None,
+) -> tuple[str | None, str | None]:
+    """Log the run; returns (MLflow run id, warning). Tracking problems never undo or fail
+    a training run that already saved its model: they come back as a warning."""
+    try:
+        import mlflow
+
+        mlflow.set_experiment(settings.experiment_name)
+        with mlflow.start_run(run_name=f"train-{version or run_id}") as run:
+            mlflow.log_params({k: _param(v) for k, v in params.items()})
+            mlflow.log_params({
+                "model_type": model_type,
+                "period": settings.period,
+                "horizon": settings.horizon,
+                "source": settings.source,
+            })
+            values = {k: float(metrics[k]) for k in SEED_METRICS}
+            values["n_samples"] = float(metrics["n_samples"])
+            values["n_features"] = float(n_features)
+            values.update(extra_metrics or {})
+            mlflow.log_metrics(values)
+            mlflow.set_tags({
+                "mptrain.run_id": run_id,
+                "mptrain.status": status,
+                "mptrain.promoted": str(promoted).lower(),
+                "mptrain.version": version or "",
+                "mptrain.decision": reason[:5000],
+                "mptrain.dry_run": str(settings.dry_run).lower(),
+                "mptrain.forced": str(settings.force).lower(),
+            })
+            if model_path:
+                mlflow.log_artifact(model_path, artifact_path="model")
+            for path in artifacts or []:
+                mlflow.log_artifact(str(path), artifact_path="report")
+            return run.info.run_id, None
+    except Exception as exc:  # tracking must not take a finished model down with it
+        warning = f"MLflow tracking failed: {exc}"
+        log.warning(warning)
+        return None, warning
+
+
+def _param(value: Any) -> Any:
+    return value if isinstance(value, int | float | str | bool) or value is None else str(value)

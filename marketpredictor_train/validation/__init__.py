@@ -1,0 +1,1 @@
+"""Honest validation: chronological splits with a purge gap, metrics, the promotion gate."""

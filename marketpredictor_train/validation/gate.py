@@ -1,0 +1,67 @@
+"""The promotion gate: thresholds, then champion (production) vs challenger."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    """Whether the new model may become production, and why (``reason`` is user-facing)."""
+
+    passed: bool
+    promote: bool
+    reason: str
+    failed_metrics: tuple[str, ...] = ()
+
+
+def decide(
+    metrics: Mapping[str, float],
+    thresholds: Mapping[str, float],
+    *,
+    production_metrics: Mapping[str, float] | None,
+    challenger_on_common_rows: Mapping[str, float] | None = None,
+    primary_metric: str = "accuracy",
+    force: bool = False,
+    dry_run: bool = False,
+) -> GateDecision:
+    """Apply the thresholds (to ``metrics``, the whole backtest) and the
+    not-worse-than-production rule (``challenger_on_common_rows`` against
+    ``production_metrics``: both models scored on the same rows).
+
+    ``passed`` says whether the model cleared the gate; ``promote`` whether it becomes
+    production (force overrides a failed gate, dry-run forbids any promotion)."""
+    failed = tuple(m for m, floor in thresholds.items() if metrics.get(m, 0.0) < floor)
+    if failed:
+        first = failed[0]
+        reason = (
+            f"Model NOT promoted - {first} below threshold "
+            f"({metrics.get(first, 0.0):.2%} < {thresholds[first]:.2%})"
+        )
+        if len(failed) > 1:
+            reason += " (also below: " + ", ".join(failed[1:]) + ")"
+        passed = False
+    elif production_metrics is not None and (
+        (challenger := challenger_on_common_rows or metrics).get(primary_metric, 0.0)
+        < production_metrics.get(primary_metric, 0.0)
+    ):
+        failed = (primary_metric,)
+        reason = (
+            f"Model NOT promoted - {primary_metric} below the production model's "
+            f"({challenger[primary_metric]:.2%} < {production_metrics[primary_metric]:.2%} "
+            "on the same backtest rows)"
+        )
+        passed = False
+    else:
+        passed = True
+        reason = (
+            "Passed every threshold"
+            + (" and is not worse than production" if production_metrics is not None else "")
+        )
+
+    if dry_run:
+        return GateDecision(passed, False, f"Dry run - not promoted ({reason})", failed)
+    if force and not passed:
+        return GateDecision(passed, True, f"Forced promotion ({reason})", failed)
+    return GateDecision(passed, passed, reason, failed)
