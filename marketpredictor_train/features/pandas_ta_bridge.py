@@ -1,0 +1,177 @@
+"""The pandas-ta escape hatch: any pandas-ta indicator, named in the feature spec, computed
+per ticker and added to the native features.
+
+An entry ``{"kind": "pandas_ta", "function": "cmo", "kwargs": {"length": 9},
+"model": "as_is"}`` yields the column ``pta_cmo_9``. Before first use each entry is probed
+on a fixed synthetic series: its output names and warm-up are read off the result, and it
+is refused if values up to a date change when later rows are added (a centred or
+negatively shifted indicator), so the no-look-ahead guarantee holds for these columns too.
+pandas-ta is told not to delegate to TA-Lib (``talib=False`` unless the entry says
+otherwise), so the values do not depend on whether TA-Lib happens to be installed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from marketpredictor_train.errors import ConfigError
+from marketpredictor_train.features.catalog import Output, dist, rel
+from marketpredictor_train.features.spec import PANDAS_TA_KIND, FeatureSpec, Indicator
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PROBE_ROWS = 600
+_PROBE_CUTS = (150, 300, 451)
+_INPUT_COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+def column_name(pandas_ta_name: str) -> str:
+    """``MACDh_12_26_9`` -> ``pta_macdh_12_26_9``."""
+    return "pta_" + re.sub(r"[^0-9a-z_.]+", "_", pandas_ta_name.lower()).strip("_")
+
+
+def _call(ind: Indicator, frame: pd.DataFrame) -> pd.DataFrame:
+    """Run the entry's pandas-ta function on one ticker's pandas frame."""
+    import pandas as pd
+    import pandas_ta  # noqa: F401  (registers the DataFrame.ta accessor)
+
+    function = ind.param("function")
+    kwargs: dict[str, Any] = {"talib": False, **dict(ind.param("kwargs"))}
+    try:
+        result = frame.ta(kind=function, **kwargs)
+    except Exception as exc:  # pandas-ta raises anything from TypeError to KeyError
+        raise ConfigError(
+            f"Feature spec: pandas-ta {ind.label} failed: {type(exc).__name__}: {exc}",
+            hint="Check the function's parameters in the pandas-ta documentation.",
+        ) from exc
+    if isinstance(result, pd.Series):
+        result = result.to_frame()
+    if not isinstance(result, pd.DataFrame) or len(result) != len(frame):
+        raise ConfigError(
+            f"Feature spec: pandas-ta {ind.label} returned {type(result).__name__}"
+            + (f" of {len(result)} rows" if hasattr(result, "__len__") else "")
+            + f" for {len(frame)} input rows; only indicators returning one value per row "
+            "can be used as features.",
+        )
+    wanted = ind.param("columns")
+    if wanted is not None:
+        missing = [c for c in wanted if c not in result.columns]
+        if missing:
+            raise ConfigError(
+                f"Feature spec: pandas-ta {ind.label} has no output column(s) "
+                f"{', '.join(missing)}.",
+                hint=f"It returns: {', '.join(map(str, result.columns))}.",
+            )
+        result = result[list(wanted)]
+    return result
+
+
+def _check_function(ind: Indicator) -> None:
+    import pandas as pd
+    import pandas_ta  # noqa: F401
+
+    known = pd.DataFrame().ta.indicators(as_list=True)
+    function = ind.param("function")
+    if function not in known:
+        close = difflib.get_close_matches(function, known, n=3)
+        raise ConfigError(
+            f"Feature spec: pandas-ta has no indicator {function!r}.",
+            hint=(f"Did you mean {', '.join(close)}? " if close else "")
+            + 'List them with: python -c "import pandas as pd, pandas_ta; '
+            'print(pd.DataFrame().ta.indicators(as_list=True))"',
+        )
+
+
+def _probe_frame(rows: int) -> pd.DataFrame:
+    """A fixed, realistic-looking daily series: the same in every process."""
+    import pandas as pd
+
+    rng = np.random.default_rng(20240101)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0003, 0.015, rows)))
+    spread = close * rng.uniform(0.002, 0.03, rows)
+    open_ = close * (1.0 + rng.normal(0.0, 0.005, rows))
+    high = np.maximum(open_, close) + spread * rng.uniform(0.1, 1.0, rows)
+    low = np.minimum(open_, close) - spread * rng.uniform(0.1, 1.0, rows)
+    volume = rng.lognormal(14.0, 0.4, rows).round()
+    index = pd.bdate_range("2000-01-03", periods=rows, name="date")
+    return pd.DataFrame(
+        {"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=index
+    )
+
+
+def _as_float(result: pd.DataFrame) -> np.ndarray:
+    values = result.to_numpy(dtype=np.float64, na_value=np.nan)
+    values[~np.isfinite(values)] = np.nan
+    return values
+
+
+@cache
+def _probe(ind: Indicator) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """pandas-ta output names and warm-ups of ``ind``; refuses a look-ahead indicator."""
+    _check_function(ind)
+    frame = _probe_frame(PROBE_ROWS)
+    full = _call(ind, frame)
+    names = tuple(str(c) for c in full.columns)
+    values = _as_float(full)
+    for cut in _PROBE_CUTS:
+        prefix = _as_float(_call(ind, frame.iloc[:cut]))
+        if not np.allclose(prefix, values[:cut], rtol=1e-9, atol=0.0, equal_nan=True):
+            raise ConfigError(
+                f"Feature spec: pandas-ta {ind.label} looks ahead: its values up to a date "
+                "change when later rows are added, so it would leak the future into training.",
+                hint="Drop it, or choose parameters that only use past rows (no centering, "
+                "no negative offset).",
+            )
+    warmups = []
+    for name, column in zip(names, values.T, strict=True):
+        valid = np.flatnonzero(~np.isnan(column))
+        if valid.size == 0:
+            raise ConfigError(
+                f"Feature spec: pandas-ta {ind.label} output {name} is empty on "
+                f"{PROBE_ROWS} rows of history.",
+                hint="Use shorter windows, or another column of this indicator.",
+            )
+        warmups.append(int(valid[0]))
+    return names, tuple(warmups)
+
+
+def outputs(ind: Indicator) -> list[Output]:
+    """The columns a pandas_ta entry adds (raw values, then their model version)."""
+    names, warmups = _probe(ind)
+    use = ind.param("model")
+    result: list[Output] = []
+    for name, warmup in zip(names, warmups, strict=True):
+        raw = Output(column_name(name), warmup, use == "as_is", None)
+        result.append(raw)
+        if use == "dist":
+            result.append(dist(raw.name, warmup))
+        elif use == "rel":
+            result.append(rel(raw.name, warmup))
+    return result
+
+
+def compute(frame: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
+    """The raw pandas-ta columns of ``spec`` for ``frame`` (sorted by ticker, date), row for
+    row, each ticker computed on its own history only."""
+    entries = [ind for ind in spec.indicators if ind.kind == PANDAS_TA_KIND]
+    columns: dict[str, list[np.ndarray]] = {}
+    for part in frame.partition_by("ticker", maintain_order=True):
+        history = part.select("date", *_INPUT_COLUMNS).to_pandas().set_index("date")
+        for ind in entries:
+            names, _ = _probe(ind)
+            values = _as_float(_call(ind, history))
+            for name, column in zip(names, values.T, strict=True):
+                columns.setdefault(column_name(name), []).append(column)
+    return pl.DataFrame(
+        {
+            name: pl.Series(name, np.concatenate(parts), dtype=pl.Float64, nan_to_null=True)
+            for name, parts in columns.items()
+        }
+    )
