@@ -104,6 +104,7 @@ class Settings(BaseSettings):
     experiment_name: str = "mptrain"
     mlflow: bool = True
     post_promote_command: str | None = None
+    post_promote_timeout_s: float = Field(default=600.0, gt=0)
     quiet: bool = False
 
     @field_validator("tickers", mode="before")
