@@ -19,16 +19,40 @@ if TYPE_CHECKING:
 LOG_FILE_NAME = "training.log"
 _SEED_FIELDS = ("timestamp", "level", "message", "module", "function")
 # Keys structlog and our pre-chain add that must not leak into the message text.
-_INTERNAL_KEYS = {"event", "level", "timestamp", "module", "func_name", "_record", "_from_structlog",
-                  "metrics", "logger", "exc_info", "stack_info"}
-_NOISY_LIBRARIES = ("mlflow", "alembic", "urllib3", "git", "optuna", "numba", "yfinance",
-                    "matplotlib", "PIL", "peewee", "httpx", "httpcore", "filelock")
+_INTERNAL_KEYS = {
+    "event",
+    "level",
+    "timestamp",
+    "module",
+    "func_name",
+    "_record",
+    "_from_structlog",
+    "metrics",
+    "logger",
+    "exc_info",
+    "stack_info",
+}
+_NOISY_LIBRARIES = (
+    "mlflow",
+    "alembic",
+    "urllib3",
+    "git",
+    "optuna",
+    "numba",
+    "yfinance",
+    "matplotlib",
+    "PIL",
+    "peewee",
+    "httpx",
+    "httpcore",
+    "filelock",
+)
 
 
 def _timestamp(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     # The seed's timestamps are naive ISO with microseconds; ours are that, in UTC.
-    event_dict["timestamp"] = datetime.now(UTC).replace(tzinfo=None).isoformat(
-        timespec="microseconds"
+    event_dict["timestamp"] = (
+        datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
     )
     return event_dict
 

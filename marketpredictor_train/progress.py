@@ -19,8 +19,13 @@ class ProgressEvent:
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
-def report(callback: ProgressCallback | None, stage: str, completed: int,
-           total: int | None = None, description: str = "") -> None:
+def report(
+    callback: ProgressCallback | None,
+    stage: str,
+    completed: int,
+    total: int | None = None,
+    description: str = "",
+) -> None:
     """Send one event if someone listens; library code calls this and never draws."""
     if callback is not None:
         callback(ProgressEvent(stage, completed, total, description))

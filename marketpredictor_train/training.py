@@ -44,9 +44,7 @@ class _Timer:
         try:
             yield
         finally:
-            self.timings[step] = round(
-                self.timings.get(step, 0.0) + time.perf_counter() - start, 3
-            )
+            self.timings[step] = round(self.timings.get(step, 0.0) + time.perf_counter() - start, 3)
 
 
 def train(settings: Settings, *, progress: ProgressCallback | None = None) -> TrainResult:
@@ -62,8 +60,14 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
     with structlog.contextvars.bound_contextvars(run_id=run_id):
         model_cls = get_model_type(settings.model_type)  # unknown type: exit 3 before any work
         device = resolve_device(settings.device, model_cls)
-        log.info("Training started", model_type=model_cls.name, source=settings.source,
-                 period=settings.period, horizon=settings.horizon, device=device)
+        log.info(
+            "Training started",
+            model_type=model_cls.name,
+            source=settings.source,
+            period=settings.period,
+            horizon=settings.horizon,
+            device=device,
+        )
 
         loaded, dataset = _prepare_data(settings, timer, progress)
         params, param_source = _choose_params(settings, model_cls, dataset, timer, progress)
@@ -115,10 +119,12 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
             if not settings.dry_run:
                 stored = store.save(manifest, model.to_bytes())
                 version, model_path = stored.version, str(stored.path)
-                log.info("Model saved", version=version, path=model_path)
                 if decision.promote:
-                    store.promote(version, reason=decision.reason, forced=settings.force
-                                  and not decision.passed)
+                    store.promote(
+                        version,
+                        reason=decision.reason,
+                        forced=settings.force and not decision.passed,
+                    )
                     promoted = True
         if promoted:
             log.info(f"Model promoted to production - version {version}", reason=decision.reason)
@@ -193,8 +199,9 @@ def resolve_device(requested: str, model_cls: type[ModelType]) -> str:
     """'auto' becomes 'cuda' only for model types that support it on a machine with a GPU."""
     if requested == "cpu" or not model_cls.supports_gpu:
         if requested == "cuda":
-            log.warning("Model type has no GPU support; fitting on the CPU",
-                        model_type=model_cls.name)
+            log.warning(
+                "Model type has no GPU support; fitting on the CPU", model_type=model_cls.name
+            )
         return "cpu"
     if requested == "cuda":
         return "cuda"
@@ -230,8 +237,13 @@ def _prepare_data(
             min_history=warmup_rows(spec) + settings.horizon + MIN_BACKTEST_ROWS,
             progress=progress,
         )
-    log.info("Dataset loaded", rows=loaded.frame.height, tickers=len(loaded.tickers),
-             start=str(loaded.start), end=str(loaded.end))
+    log.info(
+        "Dataset loaded",
+        rows=loaded.frame.height,
+        tickers=len(loaded.tickers),
+        start=str(loaded.start),
+        end=str(loaded.end),
+    )
     with timer("features"):
         report(progress, "features", 0, 1, "building features")
         dataset = build_dataset(
@@ -243,8 +255,13 @@ def _prepare_data(
             purge_gap=settings.purge_gap,
         )
         report(progress, "features", 1, 1, "features built")
-    log.info("Dataset built", n_train=dataset.train.height, n_test=dataset.backtest.height,
-             n_features=len(dataset.feature_columns), **dataset.window.to_dict())
+    log.info(
+        "Dataset built",
+        n_train=dataset.train.height,
+        n_test=dataset.backtest.height,
+        n_features=len(dataset.feature_columns),
+        **dataset.window.to_dict(),
+    )
     return loaded, dataset
 
 
@@ -274,8 +291,7 @@ def _score_production(
     score (the production model may use another feature spec, with other warm-up rows)."""
     from marketpredictor_train.models.trained import TrainedModel
 
-    empty: dict[str, Any] = {"version": None, "metrics": None, "common_new": None,
-                             "warnings": []}
+    empty: dict[str, Any] = {"version": None, "metrics": None, "common_new": None, "warnings": []}
     try:
         production_file = store.load_production()
     except MptrainError as exc:
@@ -292,19 +308,23 @@ def _score_production(
 
         feats = build_features(loaded.frame, spec)
         keys = dataset.backtest.select(["ticker", "date", "label"]).with_row_index("_row")
-        joined = keys.join(
-            feats.select(["ticker", "date", *champion.feature_columns]),
-            on=["ticker", "date"],
-            how="inner",
-        ).drop_nulls(champion.feature_columns).sort("_row")
+        joined = (
+            keys.join(
+                feats.select(["ticker", "date", *champion.feature_columns]),
+                on=["ticker", "date"],
+                how="inner",
+            )
+            .drop_nulls(champion.feature_columns)
+            .sort("_row")
+        )
         rows = joined.get_column("_row").to_numpy()
         champion_proba = champion.predict_proba(joined, spec)
     except MptrainError as exc:
-        warning = (f"The production model could not be scored ({exc.message}); "
-                   "thresholds alone decide")
+        warning = (
+            f"The production model could not be scored ({exc.message}); thresholds alone decide"
+        )
         log.warning(warning)
-        return {**empty, "version": production_file.manifest.get("version"),
-                "warnings": [warning]}
+        return {**empty, "version": production_file.manifest.get("version"), "warnings": [warning]}
     y = joined.get_column("label").to_numpy()
     prod_metrics = _metrics(y, champion_proba)
     common_new = _metrics(y, new_proba[rows])
@@ -314,8 +334,12 @@ def _score_production(
         rows=int(len(rows)),
         metrics={k: prod_metrics[k] for k in ("accuracy", "precision", "recall", "f1")},
     )
-    return {"version": champion.version, "metrics": prod_metrics, "common_new": common_new,
-            "warnings": []}
+    return {
+        "version": champion.version,
+        "metrics": prod_metrics,
+        "common_new": common_new,
+        "warnings": [],
+    }
 
 
 def _manifest(
@@ -338,12 +362,15 @@ def _manifest(
         "feature_spec_hash": spec.hash,
         "feature_columns": list(dataset.feature_columns),
         "feature_importance": (
-            None if importance is None
+            None
+            if importance is None
             else {c: float(v) for c, v in zip(dataset.feature_columns, importance, strict=True)}
         ),
-        "label": {"horizon": settings.horizon, "dead_band": settings.dead_band,
-                  "definition": "1 if close[t+horizon]/close[t]-1 > dead_band, "
-                                "0 if < -dead_band"},
+        "label": {
+            "horizon": settings.horizon,
+            "dead_band": settings.dead_band,
+            "definition": "1 if close[t+horizon]/close[t]-1 > dead_band, 0 if < -dead_band",
+        },
         "data_window": _data_window(loaded, dataset),
         "metrics": metrics,
         "production_metrics": production["metrics"],
@@ -371,8 +398,7 @@ def _library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for dist in ("marketpredictor-train", "xgboost", "lightgbm", "scikit-learn", "polars",
-                 "numpy"):
+    for dist in ("marketpredictor-train", "xgboost", "lightgbm", "scikit-learn", "polars", "numpy"):
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:

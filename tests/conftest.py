@@ -12,8 +12,14 @@ import structlog
 from typer.testing import CliRunner
 
 
+@pytest.fixture(scope="session")
+def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One MLflow store for the session: creating MLflow's database costs seconds."""
+    return "sqlite:///" + str(tmp_path_factory.mktemp("mlflow") / "mlflow.db")
+
+
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_uri: str):
     for key in list(os.environ):
         if key.startswith("MPTRAIN_") or key in {"MLFLOW_TRACKING_URI", "NO_COLOR"}:
             monkeypatch.delenv(key, raising=False)
@@ -22,6 +28,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(work)
     monkeypatch.setenv("MPTRAIN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
     yield work
     structlog.reset_defaults()
     root = logging.getLogger()

@@ -48,9 +48,7 @@ class MptrainGroup(TyperGroup):
         extra: dict[str, Any],
     ) -> int:
         try:
-            rv = super().main(
-                args, prog_name, complete_var, standalone_mode=False, **extra
-            )
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except NoArgsIsHelpError as exc:
             typer.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
             return 0
@@ -94,6 +92,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     add_completion=True,
+    rich_markup_mode=None,
 )
 
 

@@ -77,7 +77,9 @@ LogLevelOpt = Annotated[
 ]
 QuietOpt = Annotated[
     bool | None,
-    typer.Option("--quiet", "-q", help="Only warnings and errors on the console; no progress bars."),
+    typer.Option(
+        "--quiet", "-q", help="Only warnings and errors on the console; no progress bars."
+    ),
 ]
 OutputJsonOpt = Annotated[
     Path | None,

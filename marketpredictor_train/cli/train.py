@@ -37,38 +37,63 @@ def train(
     ] = None,
     period: Annotated[
         PeriodChoice | None,
-        typer.Option("--period", help="Historical data period, counted back from the last "
-                     "date in the data [default: 5y]."),
+        typer.Option(
+            "--period",
+            help="Historical data period, counted back from the last "
+            "date in the data [default: 5y].",
+        ),
     ] = None,
     force: Annotated[
         bool | None,
-        typer.Option("--force", help="Promote even if the model fails the thresholds or is "
-                     "worse than the current production model."),
+        typer.Option(
+            "--force",
+            help="Promote even if the model fails the thresholds or is "
+            "worse than the current production model.",
+        ),
     ] = None,
     min_accuracy: Annotated[
         float | None,
-        typer.Option("--min-accuracy", min=0.0, max=1.0,
-                     help="Minimum backtest accuracy for promotion [default: 0.60]."),
+        typer.Option(
+            "--min-accuracy",
+            min=0.0,
+            max=1.0,
+            help="Minimum backtest accuracy for promotion [default: 0.60].",
+        ),
     ] = None,
     min_precision: Annotated[
         float | None,
-        typer.Option("--min-precision", min=0.0, max=1.0,
-                     help="Minimum backtest precision for promotion [default: 0.55]."),
+        typer.Option(
+            "--min-precision",
+            min=0.0,
+            max=1.0,
+            help="Minimum backtest precision for promotion [default: 0.55].",
+        ),
     ] = None,
     min_recall: Annotated[
         float | None,
-        typer.Option("--min-recall", min=0.0, max=1.0,
-                     help="Minimum backtest recall for promotion [default: 0.50]."),
+        typer.Option(
+            "--min-recall",
+            min=0.0,
+            max=1.0,
+            help="Minimum backtest recall for promotion [default: 0.50].",
+        ),
     ] = None,
     min_f1: Annotated[
         float | None,
-        typer.Option("--min-f1", min=0.0, max=1.0,
-                     help="Minimum backtest F1 score for promotion [default: 0.52]."),
+        typer.Option(
+            "--min-f1",
+            min=0.0,
+            max=1.0,
+            help="Minimum backtest F1 score for promotion [default: 0.52].",
+        ),
     ] = None,
     model_type: Annotated[
         str | None,
-        typer.Option("--model-type", help="Model type: xgb, or any installed type "
-                     "[default: xgb].", autocompletion=complete_model_type),
+        typer.Option(
+            "--model-type",
+            help="Model type: xgb, or any installed type [default: xgb].",
+            autocompletion=complete_model_type,
+        ),
     ] = None,
     dry_run: Annotated[
         bool | None,
@@ -76,18 +101,21 @@ def train(
     ] = None,
     source: Annotated[
         str | None,
-        typer.Option("--source", help="Market data: yahoo, sample (offline, bundled), or a "
-                     "CSV/Parquet file or folder [default: yahoo]."),
+        typer.Option(
+            "--source",
+            help="Market data: yahoo, sample (offline, bundled), or a "
+            "CSV/Parquet file or folder [default: yahoo].",
+        ),
     ] = None,
     tickers: Annotated[
         str | None,
-        typer.Option("--tickers", help="Comma-separated tickers [default: the source's "
-                     "universe]."),
+        typer.Option("--tickers", help="Comma-separated tickers [default: the source's universe]."),
     ] = None,
     horizon: Annotated[
         int | None,
-        typer.Option("--horizon", min=1, max=60,
-                     help="Trading days the label looks ahead [default: 1]."),
+        typer.Option(
+            "--horizon", min=1, max=60, help="Trading days the label looks ahead [default: 1]."
+        ),
     ] = None,
     offline: Annotated[
         bool | None,
@@ -95,8 +123,9 @@ def train(
     ] = None,
     device: Annotated[
         DeviceChoice | None,
-        typer.Option("--device", help="Where to fit: auto (GPU when present), cpu or cuda "
-                     "[default: auto]."),
+        typer.Option(
+            "--device", help="Where to fit: auto (GPU when present), cpu or cuda [default: auto]."
+        ),
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed [default: 42].")] = None,
     models_dir: ModelsDirOpt = None,

@@ -39,7 +39,7 @@ class XGBModelType(ModelType):
             tree_method="hist",
             device="cuda" if self.device == "cuda" else "cpu",
             random_state=self.seed,
-            n_jobs=0,
+            n_jobs=None,
         )
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,32 +34,38 @@ def log_training_run(
 ) -> tuple[str | None, str | None]:
     """Log the run; returns (MLflow run id, warning). Tracking problems never undo or fail
     a training run that already saved its model: they come back as a warning."""
+    # MLflow's own log handler would bypass ours (and the JSON log file).
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
     try:
         import mlflow
 
         mlflow.set_experiment(settings.experiment_name)
         with mlflow.start_run(run_name=f"train-{version or run_id}") as run:
             mlflow.log_params({k: _param(v) for k, v in params.items()})
-            mlflow.log_params({
-                "model_type": model_type,
-                "period": settings.period,
-                "horizon": settings.horizon,
-                "source": settings.source,
-            })
+            mlflow.log_params(
+                {
+                    "model_type": model_type,
+                    "period": settings.period,
+                    "horizon": settings.horizon,
+                    "source": settings.source,
+                }
+            )
             values = {k: float(metrics[k]) for k in SEED_METRICS}
             values["n_samples"] = float(metrics["n_samples"])
             values["n_features"] = float(n_features)
             values.update(extra_metrics or {})
             mlflow.log_metrics(values)
-            mlflow.set_tags({
-                "mptrain.run_id": run_id,
-                "mptrain.status": status,
-                "mptrain.promoted": str(promoted).lower(),
-                "mptrain.version": version or "",
-                "mptrain.decision": reason[:5000],
-                "mptrain.dry_run": str(settings.dry_run).lower(),
-                "mptrain.forced": str(settings.force).lower(),
-            })
+            mlflow.set_tags(
+                {
+                    "mptrain.run_id": run_id,
+                    "mptrain.status": status,
+                    "mptrain.promoted": str(promoted).lower(),
+                    "mptrain.version": version or "",
+                    "mptrain.decision": reason[:5000],
+                    "mptrain.dry_run": str(settings.dry_run).lower(),
+                    "mptrain.forced": str(settings.force).lower(),
+                }
+            )
             if model_path:
                 mlflow.log_artifact(model_path, artifact_path="model")
             for path in artifacts or []:

@@ -55,13 +55,13 @@ def decide(
         passed = False
     else:
         passed = True
-        reason = (
-            "Passed every threshold"
-            + (" and is not worse than production" if production_metrics is not None else "")
+        reason = "Passed every threshold" + (
+            " and is not worse than production" if production_metrics is not None else ""
         )
 
     if dry_run:
         return GateDecision(passed, False, f"Dry run - not promoted ({reason})", failed)
     if force and not passed:
-        return GateDecision(passed, True, f"Forced promotion ({reason})", failed)
+        because = reason.removeprefix("Model NOT promoted - ")
+        return GateDecision(passed, True, f"Forced promotion despite: {because}", failed)
     return GateDecision(passed, passed, reason, failed)

@@ -58,9 +58,7 @@ def _days_in_month(year: int, month: int) -> int:
     return _cal.monthrange(year, month)[1]
 
 
-def chronological_split(
-    dates: pl.Series, *, backtest_months: int, purge_gap: int
-) -> SplitWindow:
+def chronological_split(dates: pl.Series, *, backtest_months: int, purge_gap: int) -> SplitWindow:
     """Where to cut a dataset whose rows have these dates (any order, repeats allowed)."""
     if purge_gap < 1:
         raise ConfigError("The purge gap must be at least one trading day (the label horizon)")
