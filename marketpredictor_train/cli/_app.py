@@ -92,6 +92,9 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     add_completion=True,
+    # Plain Click help: Typer's Rich help imports ~300 ms of modules (markdown, pygments,
+    # tracebacks) on every --help, and its markup parser would swallow our literal
+    # "[default: ...]" texts as style tags.
     rich_markup_mode=None,
 )
 
