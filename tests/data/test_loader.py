@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 from marketpredictor_train.config import load_settings
 from marketpredictor_train.data import OHLCV_COLUMNS, LoadedData, load_ohlcv
 from marketpredictor_train.errors import ConfigError, DataError
-from tests.data.conftest import make_ohlcv
+from tests.data.fakes import make_ohlcv
 
 
 def test_sample_default_gives_four_adjusted_tickers_in_the_contract_shape():
