@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from marketpredictor_train.store.service import list_models, prune_models, rollback
 from marketpredictor_train.training import train
 
-__all__ = ["train"]
+__all__ = ["list_models", "prune_models", "rollback", "train"]

@@ -20,14 +20,13 @@ from marketpredictor_train.errors import (
 from marketpredictor_train.results import TrainResult
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from marketpredictor_train.config import Settings
     from marketpredictor_train.data import LoadedData
     from marketpredictor_train.dataset import Dataset
     from marketpredictor_train.models.base import ModelType
     from marketpredictor_train.progress import ProgressCallback
-    from marketpredictor_train.store import ModelStore
+    from marketpredictor_train.store import ModelStore, PromotionRecord
+    from marketpredictor_train.validation.gate import GateDecision
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +69,10 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
         )
 
         loaded, dataset = _prepare_data(settings, timer, progress)
+        with timer("features"):
+            from marketpredictor_train.validation.stage import guard_dataset
+
+            dataset = guard_dataset(settings, loaded, dataset)
         params, param_source = _choose_params(settings, model_cls, dataset, timer, progress)
 
         with timer("fit"):
@@ -90,42 +93,54 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
         from marketpredictor_train.store import ModelStore
 
         store = ModelStore(settings.models_dir)
+        from marketpredictor_train.validation import stage as validation_stage
+
         with timer("validate"):
-            x_test, y_test = dataset.xy(dataset.backtest)
-            proba = model.predict_proba(x_test)
-            metrics = _metrics(y_test, proba)
-            production = _score_production(store, loaded, dataset, proba)
-        log.info(
-            f"Training complete - Accuracy: {metrics['accuracy']:.2%}",
-            metrics={k: metrics[k] for k in ("accuracy", "precision", "recall", "f1")},
+            validation = validation_stage.validate_new_model(
+                settings, model=model, dataset=dataset, loaded=loaded, store=store
+            )
+        metrics, production, decision = (
+            validation.metrics,
+            validation.production,
+            validation.decision,
         )
+        if validation.skipped:
+            log.info("Training complete - validation skipped")
+        else:
+            log.info(
+                f"Training complete - Accuracy: {metrics['accuracy']:.2%}",
+                metrics={k: metrics[k] for k in ("accuracy", "precision", "recall", "f1")},
+            )
 
-        from marketpredictor_train.validation.gate import decide
-
-        decision = decide(
-            metrics,
-            settings.thresholds,
-            production_metrics=production["metrics"],
-            challenger_on_common_rows=production["common_new"],
-            primary_metric=settings.primary_metric,
-            force=settings.force,
-            dry_run=settings.dry_run,
-        )
-
+        # --refit: the model that passed the gate is refit on every row and that one is
+        # saved; only when it is about to be promoted, so an unpromoted version is always
+        # the validated model itself.
+        refit = settings.refit and decision.promote and not settings.dry_run
+        refit_rows = refit_train_end = None
+        if refit:
+            with timer("refit"):
+                model, refit_rows, refit_train_end = _refit(
+                    model_cls, params, device, settings, dataset
+                )
         manifest = _manifest(settings, model, dataset, loaded, metrics, production, run_id)
+        manifest.update(
+            validation_stage.manifest_fields(
+                validation,
+                data_window=manifest["data_window"],
+                refit_rows=refit_rows,
+                refit_train_end=refit_train_end,
+            )
+        )
         version = model_path = None
         promoted = False
+        record = None
         with timer("store"):
             if not settings.dry_run:
                 stored = store.save(manifest, model.to_bytes())
                 version, model_path = stored.version, str(stored.path)
                 if decision.promote:
-                    store.promote(
-                        version,
-                        reason=decision.reason,
-                        forced=settings.force and not decision.passed,
-                    )
-                    promoted = True
+                    record, decision = _promote(store, version, decision, production, settings)
+                    promoted = record is not None
         if promoted:
             log.info(f"Model promoted to production - version {version}", reason=decision.reason)
         elif settings.dry_run:
@@ -133,9 +148,27 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
         else:
             log.warning(decision.reason)
 
-        exit_code = EXIT_SUCCESS if decision.passed or promoted else EXIT_VALIDATION_FAILED
+        exit_code = (
+            EXIT_SUCCESS
+            if decision.passed or promoted or validation.skipped
+            else EXIT_VALIDATION_FAILED
+        )
         status = "dry_run" if settings.dry_run else ("promoted" if promoted else "not_promoted")
+        if validation.skipped and status == "not_promoted":
+            status = "not_validated"
         warnings: list[str] = list(production["warnings"])
+        report_dir, report_files, report_warning = validation_stage.write_train_report(
+            settings,
+            validation,
+            version=version,
+            run_id=run_id,
+            status=status,
+            promoted=promoted,
+            decision=decision,
+            refit=refit,
+        )
+        if report_warning:
+            warnings.append(report_warning)
 
         mlflow_run_id = None
         with timer("tracking"):
@@ -154,11 +187,16 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
                     version=version,
                     model_path=model_path,
                     reason=decision.reason,
+                    extra_metrics={
+                        **validation_stage.tracking_metrics(validation.report),
+                        "refit": float(refit),
+                    },
+                    artifacts=report_files,
                 )
                 if tracking_warning:
                     warnings.append(tracking_warning)
 
-        hook_failure = _after_promotion(settings, store, promoted)
+        hook_failure = _after_promotion(settings, record)
         if hook_failure:
             # The promotion stands; the run still fails so a scheduler notices.
             warnings.append(hook_failure)
@@ -192,6 +230,20 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
             mlflow_run_id=mlflow_run_id,
             warnings=tuple(warnings),
             extra={"param_source": param_source},
+            validation=None if validation.report is None else validation.report.to_dict(),
+            skipped_validation=validation.skipped,
+            refit=refit,
+            metrics_of=(
+                validation_stage.METRICS_OF_SKIPPED
+                if validation.skipped
+                else (
+                    validation_stage.METRICS_OF_REFIT
+                    if refit
+                    else validation_stage.METRICS_OF_VALIDATED
+                )
+            ),
+            report_dir=None if report_dir is None else str(report_dir),
+            report_files=tuple(str(p) for p in report_files),
         )
 
 
@@ -276,70 +328,33 @@ def _choose_params(
     return dict(model_cls.default_params), "defaults"
 
 
-def _metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
-    from marketpredictor_train.validation.metrics import classification_metrics
+def _refit(
+    model_cls: type[ModelType],
+    params: dict[str, Any],
+    device: str,
+    settings: Settings,
+    dataset: Dataset,
+) -> tuple[ModelType, int, str]:
+    """The same model type and parameters fitted on the training and backtest rows; returns
+    the model, its number of rows and the last date it learned from."""
+    import polars as pl
 
-    return classification_metrics(y_true, (proba >= 0.5).astype(int))
-
-
-def _score_production(
-    store: ModelStore, loaded: LoadedData, dataset: Dataset, new_proba: np.ndarray
-) -> dict[str, Any]:
-    """Score the production model on the same backtest rows as the new one.
-
-    Returns its version and metrics plus the new model's metrics on the rows both could
-    score (the production model may use another feature spec, with other warm-up rows)."""
-    from marketpredictor_train.models.trained import TrainedModel
-
-    empty: dict[str, Any] = {"version": None, "metrics": None, "common_new": None, "warnings": []}
+    rows = pl.concat([dataset.train, dataset.backtest], how="vertical")
+    x, y = dataset.xy(rows)
+    model = model_cls(params, device=device, seed=settings.seed)
     try:
-        production_file = store.load_production()
-    except MptrainError as exc:
-        warning = f"The production model could not be read ({exc.message}); thresholds alone decide"
-        log.warning(warning)
-        return {**empty, "warnings": [warning]}
-    if production_file is None:
-        log.info("No production model yet; thresholds alone decide")
-        return empty
-    try:
-        champion = TrainedModel.from_model_file(production_file)
-        spec = champion.spec
-        from marketpredictor_train.features import build_features
+        model.fit(x, y)
+    except MptrainError:
+        raise
+    except Exception as exc:
+        from marketpredictor_train.errors import TrainingError
 
-        feats = build_features(loaded.frame, spec)
-        keys = dataset.backtest.select(["ticker", "date", "label"]).with_row_index("_row")
-        joined = (
-            keys.join(
-                feats.select(["ticker", "date", *champion.feature_columns]),
-                on=["ticker", "date"],
-                how="inner",
-            )
-            .drop_nulls(champion.feature_columns)
-            .sort("_row")
-        )
-        rows = joined.get_column("_row").to_numpy()
-        champion_proba = champion.predict_proba(joined, spec)
-    except MptrainError as exc:
-        warning = (
-            f"The production model could not be scored ({exc.message}); thresholds alone decide"
-        )
-        log.warning(warning)
-        return {**empty, "version": production_file.manifest.get("version"), "warnings": [warning]}
-    y = joined.get_column("label").to_numpy()
-    prod_metrics = _metrics(y, champion_proba)
-    common_new = _metrics(y, new_proba[rows])
-    log.info(
-        "Production model scored on the same backtest rows",
-        version=champion.version,
-        rows=int(len(rows)),
-        metrics={k: prod_metrics[k] for k in ("accuracy", "precision", "recall", "f1")},
-    )
-    return {
-        "version": champion.version,
-        "metrics": prod_metrics,
-        "common_new": common_new,
-        "warnings": [],
-    }
+        raise TrainingError(
+            f"Training failed - the refit of {model_cls.name} on every row failed: {exc}",
+            hint="Run without --refit to keep the validated model.",
+        ) from exc
+    log.info("Refit on every row after validation", rows=rows.height)
+    return model, rows.height, str(rows.get_column("date").max())
 
 
 def _manifest(
@@ -406,12 +421,37 @@ def _library_versions() -> dict[str, str]:
     return out
 
 
-def _after_promotion(settings: Settings, store: ModelStore, promoted: bool) -> str | None:
+def _promote(
+    store: ModelStore,
+    version: str,
+    decision: GateDecision,
+    production: dict[str, Any],
+    settings: Settings,
+) -> tuple[PromotionRecord | None, GateDecision]:
+    """Promote unless production changed since it was scored (then: not promoted)."""
+    from marketpredictor_train.store import ProductionChanged
+    from marketpredictor_train.store.store import UNCHECKED
+    from marketpredictor_train.validation.gate import GateDecision
+
+    forced = settings.force and not decision.passed
+    try:
+        record = store.promote(
+            version,
+            reason=decision.reason,
+            forced=forced,
+            # --force replaces whatever is there; a normal promotion only the model it beat.
+            expected_production=UNCHECKED if settings.force else production["version"],
+        )
+    except ProductionChanged as exc:
+        return None, GateDecision(False, False, f"Model NOT promoted - {exc.message}", ())
+    return record, decision
+
+
+def _after_promotion(settings: Settings, record: PromotionRecord | None) -> str | None:
     """Run the configured post-promotion command; a failure is reported, not undone."""
-    if not promoted or not settings.post_promote_command:
+    if record is None or not settings.post_promote_command:
         return None
     from marketpredictor_train.store.hooks import run_post_promote_hook
 
-    record = store.history()[-1]
     outcome = run_post_promote_hook(settings, record)
     return None if outcome.ok else outcome.message

@@ -239,3 +239,27 @@ def test_too_little_data_fails_with_insufficient_data(cli, tmp_path):
     assert result.exit_code == 1, result.output
     assert "Training failed - insufficient data" in result.output
     assert _json(out)["error"]["type"] in {"TrainingError", "DataError"}
+
+
+def test_a_champion_promoted_by_a_concurrent_run_is_not_overwritten(cli, tmp_path, monkeypatch):
+    """Between scoring production and promoting, another run promotes its model: this run
+    must not replace a champion it never compared itself with (exit 2, nothing lost)."""
+    from marketpredictor_train.store import ModelStore as Store
+
+    first = tmp_path / "1.json"
+    assert cli("train", *FAST, *LOW_BAR, "--output-json", first).exit_code == 0
+    rival = Store(Path("models")).save({"model_type": "xgb"}, b"rival")
+    real_save = Store.save
+
+    def save_then_rival_promotes(self, manifest, payload):
+        stored = real_save(self, manifest, payload)
+        Store(self.models_dir).promote(rival.version, reason="concurrent run")
+        return stored
+
+    monkeypatch.setattr(Store, "save", save_then_rival_promotes)
+    second = tmp_path / "2.json"
+    result = cli("train", *FAST, *LOW_BAR, "--output-json", second)
+    assert result.exit_code == 2, result.output
+    assert "production model changed during this run" in result.output
+    assert _json(second)["promoted"] is False
+    assert Store(Path("models")).production().version == rival.version

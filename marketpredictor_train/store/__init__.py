@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     )
     from marketpredictor_train.store.store import (
         ModelStore,
+        ProductionChanged,
         StoredModel,
         StoreScan,
         UnreadableFile,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 _EXPORTS: dict[str, str] = {
     "ModelStore": "store",
+    "ProductionChanged": "store",
     "StoredModel": "store",
     "StoreScan": "store",
     "UnreadableFile": "store",
@@ -56,6 +58,7 @@ __all__ = [
     "ModelFile",
     "ModelStore",
     "ModelsListing",
+    "ProductionChanged",
     "PromotionRecord",
     "PruneResult",
     "RollbackResult",

@@ -117,6 +117,17 @@ class StoreScan:
     unreadable: tuple[UnreadableFile, ...]
 
 
+class _Unchecked:
+    """Marker type: promote without checking which model is production."""
+
+
+UNCHECKED = _Unchecked()
+
+
+class ProductionChanged(StoreError):
+    """Production is no longer the model a run compared itself with."""
+
+
 class ModelStore:
     """Versioned model files in one folder, with a production model and its history."""
 
@@ -251,9 +262,29 @@ class ModelStore:
                 )
         raise StoreError(f"No free version name for {base} in {self.models_dir}")
 
-    def promote(self, version: str, *, reason: str, forced: bool = False) -> PromotionRecord:
-        """Make ``version`` production (atomically, under the lock) and record it."""
+    def promote(
+        self,
+        version: str,
+        *,
+        reason: str,
+        forced: bool = False,
+        expected_production: str | None | _Unchecked = UNCHECKED,
+    ) -> PromotionRecord:
+        """Make ``version`` production (atomically, under the lock) and record it.
+
+        With ``expected_production`` (a version, or None for 'no production model') the
+        promotion happens only if production is still that model: a run that compared
+        itself with one champion must not replace another that a concurrent run promoted
+        meanwhile. Otherwise :class:`ProductionChanged` is raised and nothing changes."""
         with self._lock.hold():
+            if expected_production is not UNCHECKED:
+                current = self._production_version_or_none()
+                if current != expected_production:
+                    raise ProductionChanged(
+                        f"The production model changed during this run (compared with "
+                        f"{expected_production or 'none'}, now {current or 'none'})",
+                        hint="Run again to compare the new model with the current one.",
+                    )
             return self._make_production(version, "promote", reason=reason, forced=forced)
 
     def rollback(self, version: str | None = None, *, reason: str = "rollback") -> PromotionRecord:
