@@ -456,6 +456,26 @@ class RefreshReport:
     def usable(self) -> list[str]:
         return [t for t in self.tickers if self.results[t].status != "failed"]
 
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "start": self.start.isoformat(),
+            "through": self.through.isoformat(),
+            "retries": self.retries,
+            "offline": self.offline,
+            "failed": self.failed,
+            "tickers": [
+                {
+                    "ticker": r.ticker,
+                    "status": r.status,
+                    "rows": r.rows,
+                    "new_rows": r.new_rows,
+                    "last": r.last.isoformat() if r.last else None,
+                    "detail": r.detail,
+                }
+                for r in (self.results[t] for t in self.tickers)
+            ],
+        }
+
 
 def window(settings: Settings, on: dt.date | None = None) -> tuple[dt.date, dt.date]:
     """[start, through] to hold in the cache: the period plus a margin, up to the last
@@ -677,14 +697,15 @@ def load_yahoo(
     for ticker, result in refreshed.results.items():
         if result.status == "stale" and ticker not in dropped:
             log.warning("using stale cached bars", ticker=ticker, detail=result.detail)
-    _check_enough(settings, refreshed.tickers, frame, dropped)
+    got = frame.get_column("ticker").n_unique() if frame.height else 0
+    _check_enough(settings, refreshed.tickers, got, dropped)
     return frame, dropped
 
 
 def _check_enough(
-    settings: Settings, asked: Sequence[str], frame: pl.DataFrame, dropped: dict[str, str]
+    settings: Settings, asked: Sequence[str], got: int, dropped: dict[str, str]
 ) -> None:
-    got = frame.get_column("ticker").n_unique() if frame.height else 0
+    """Fail with the seed's message when too few of the asked tickers have data."""
     share = got / len(asked) if asked else 0.0
     reasons = "; ".join(f"{t}: {why}" for t, why in list(dropped.items())[:5])
     if len(dropped) > 5:
@@ -707,3 +728,26 @@ def _check_enough(
             f"({share:.0%}, below min_data_fraction {settings.min_data_fraction:.0%}). {reasons}",
             hint=hint + " Lower min_data_fraction to accept fewer tickers.",
         )
+
+
+def fetch_market_data(
+    settings: Settings, *, full: bool = False, progress: ProgressCallback | None = None
+) -> RefreshReport:
+    """Download into the cache what it lacks for the settings' tickers and period
+    (everything with ``full``), e.g. to warm it in CI. Same failure rules as a run."""
+    from marketpredictor_train.data.loader import source_kind
+    from marketpredictor_train.errors import ConfigError
+
+    if source_kind(settings.source) != SOURCE:
+        raise ConfigError(
+            f"'mptrain data fetch' fills the Yahoo cache; the source is {settings.source!r}.",
+            hint="Drop --source (or set it to yahoo); sample and file sources need no fetch.",
+        )
+    if settings.offline:
+        raise ConfigError(
+            "'mptrain data fetch' downloads, but offline is set (--offline or MPTRAIN_OFFLINE).",
+            hint="Unset offline, or use 'mptrain data info' to inspect the cache.",
+        )
+    refreshed = refresh_cache(settings, full=full, progress=progress)
+    _check_enough(settings, refreshed.tickers, len(refreshed.usable), refreshed.failed)
+    return refreshed
