@@ -28,7 +28,7 @@ from urllib.parse import quote, unquote
 
 import structlog
 
-from marketpredictor_train.data.schema import OHLCV_COLUMNS, validate_ohlcv
+from marketpredictor_train.data.schema import OHLCV_COLUMNS, sort_ohlcv, validate_ohlcv
 from marketpredictor_train.errors import DataError
 
 if TYPE_CHECKING:
@@ -227,7 +227,7 @@ class OhlcvCache:
             log.warning("cache file cannot be trusted", ticker=ticker, problem=problem)
         if since is not None:
             frame = frame.filter(pl.col("date") >= since)
-        return frame, metas, bad
+        return sort_ohlcv(frame), metas, bad
 
     def _load_one_by_one(self, entries: list[CacheEntry]) -> tuple[pl.DataFrame, dict[str, str]]:
         import polars as pl
