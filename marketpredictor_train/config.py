@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     dry_run: bool = False
     skip_validation: bool = False
     refit: bool = False
+    report_dir: Path | None = None
 
     # tuning
     optimize: bool = False

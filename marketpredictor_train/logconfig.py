@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -164,26 +163,12 @@ def configure_logging(
     return log_path
 
 
-class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stderr`` is when a line is logged, not when logging was
-    set up: a live progress display swaps in a proxy that prints lines above its bars."""
-
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: Any) -> None:
-        pass  # StreamHandler.__init__ and setStream assign it; the lookup stays dynamic
-
-
 def _console_handler(console: Console | None) -> logging.Handler:
+    import sys
+
+    stream = console.file if console is not None else sys.stderr
     colors = bool(console is not None and console.is_terminal and not console.no_color)
-    handler: logging.StreamHandler  # type: ignore[type-arg]
-    if console is None or console.file is sys.stderr:
-        handler = _CurrentStderrHandler()
-    else:
-        handler = logging.StreamHandler(console.file)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[

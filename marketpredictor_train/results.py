@@ -41,12 +41,56 @@ class TrainResult:
     mlflow_run_id: str | None
     warnings: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    # The backtest in full (CI, baselines, trading view, per ticker, comparison); None
+    # when validation was skipped.
+    validation: dict[str, Any] | None = None
+    skipped_validation: bool = False
+    refit: bool = False
+    metrics_of: str = "the saved model, on the backtest"
+    report_dir: str | None = None
+    report_files: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["warnings"] = list(self.warnings)
+        doc["report_files"] = list(self.report_files)
         extra = doc.pop("extra")
         doc.update(extra)
+        doc["error"] = None
+        doc["schema_version"] = RESULT_SCHEMA_VERSION
+        return doc
+
+
+@dataclass(frozen=True)
+class ValidateResult:
+    """What one `mptrain validate` found. ``to_dict`` is the --output-json document."""
+
+    status: str  # "passed" | "failed"
+    exit_code: int
+    passed: bool
+    reason: str
+    target: str  # "production" | "version" | "model_file"
+    version: str | None
+    model_path: str
+    model_type: str | None
+    metrics: dict[str, Any]
+    thresholds: dict[str, float]
+    primary_metric: str
+    production_version: str | None
+    production_metrics: dict[str, Any] | None
+    n_test: int
+    data_window: dict[str, Any]
+    validation: dict[str, Any]
+    report_dir: str | None
+    report_files: tuple[str, ...]
+    duration_s: float
+    run_id: str
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["warnings"] = list(self.warnings)
+        doc["report_files"] = list(self.report_files)
         doc["error"] = None
         doc["schema_version"] = RESULT_SCHEMA_VERSION
         return doc

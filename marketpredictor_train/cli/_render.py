@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from marketpredictor_train.cli._console import err_console
 
 if TYPE_CHECKING:
-    from marketpredictor_train.results import TrainResult
+    from marketpredictor_train.results import TrainResult, ValidateResult
 
 
 def _pct(value: float | None) -> str:
@@ -15,35 +15,128 @@ def _pct(value: float | None) -> str:
 
 
 def render_train_result(result: TrainResult) -> None:
-    from rich.table import Table
-
     console = err_console()
-    table = Table(
-        title=f"Backtest {result.data_window.get('backtest_start')} .. "
-        f"{result.data_window.get('backtest_end')} ({result.n_test} rows)"
-    )
-    table.add_column("metric")
-    table.add_column("new model", justify="right")
-    table.add_column("production", justify="right")
-    table.add_column("threshold", justify="right")
-    table.add_column("", justify="center")
-    prod = result.production_metrics or {}
-    for name, floor in result.thresholds.items():
-        value = float(result.metrics.get(name, 0.0))
-        table.add_row(
-            name,
-            _pct(value),
-            _pct(prod.get(name)),
-            _pct(floor),
-            "[green]pass[/]" if value >= floor else "[red]fail[/]",
+    if result.validation is None:
+        console.print(
+            "[yellow]Validation skipped[/] (--skip-validation): no backtest metrics.",
+            highlight=False,
         )
-    console.print(table)
-    colour = "green" if result.promoted else ("yellow" if result.dry_run else "red")
+    else:
+        _render_validation(result.validation, result.thresholds, result.production_metrics)
+    colour = (
+        "green"
+        if result.promoted
+        else ("yellow" if result.dry_run or result.skipped_validation else "red")
+    )
     console.print(f"[{colour}]{result.reason}[/]", highlight=False)
     if result.version:
         console.print(
             f"Saved version {result.version}" + (" (production)" if result.promoted else ""),
             highlight=False,
         )
+    if result.refit:
+        console.print(
+            "Refit on every row after validation: the metrics above are the validated "
+            "model's, before the refit.",
+            highlight=False,
+        )
+    if result.report_dir:
+        console.print(f"Report: {result.report_dir}/report.html", highlight=False)
     for warning in result.warnings:
         console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
+
+
+def render_validate_result(result: ValidateResult) -> None:
+    console = err_console()
+    _render_validation(result.validation, result.thresholds, result.production_metrics)
+    colour = "green" if result.passed else "red"
+    console.print(f"[{colour}]{result.reason}[/]", highlight=False)
+    if result.report_dir:
+        console.print(f"Report: {result.report_dir}/report.html", highlight=False)
+    for warning in result.warnings:
+        console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
+
+
+_SEED = ("accuracy", "precision", "recall", "f1")
+_OTHER = (("roc_auc", "ROC AUC"), ("log_loss", "log loss"), ("brier", "Brier score"))
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.4f}"
+
+
+def _render_validation(
+    validation: dict[str, Any],
+    thresholds: dict[str, float],
+    production_metrics: dict[str, Any] | None,
+) -> None:
+    """The backtest table (metric, model, production, always-up baseline, threshold,
+    pass/fail) and one line each for the interval, baselines, comparison and trading."""
+    from rich.table import Table
+
+    console = err_console()
+    metrics = validation["metrics"]
+    window = validation["window"]
+    baseline = validation["baselines"]["always_up"]
+    comparison = validation.get("comparison")
+    prod = production_metrics or {}
+    table = Table(
+        title=f"Backtest {window.get('first_scored_date')} .. {window.get('last_scored_date')} "
+        f"({metrics['n_samples']:,} rows, {window.get('n_days')} days)"
+    )
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    table.add_column(
+        f"production ({comparison['n_common']:,} rows)" if comparison else "production",
+        justify="right",
+    )
+    table.add_column("always up", justify="right")
+    table.add_column("threshold", justify="right")
+    table.add_column("", justify="center")
+    for name in _SEED:
+        value = metrics.get(name)
+        floor = thresholds.get(name)
+        passed = floor is None or (value is not None and value >= floor)
+        table.add_row(
+            name,
+            _pct(value),
+            _pct(prod.get(name)),
+            _pct(baseline.get(name)),
+            _pct(floor),
+            "[green]pass[/]" if passed else "[red]fail[/]",
+        )
+    for name, label in _OTHER:
+        table.add_row(label, _num(metrics.get(name)), _num(prod.get(name)), "-", "-", "")
+    console.print(table)
+
+    ci = validation["accuracy_ci"]
+    yesterday = validation["baselines"]["yesterday_direction"]
+    console.print(
+        f"Accuracy 95% CI {_pct(ci['low'])} .. {_pct(ci['high'])} (block bootstrap over "
+        f"days); yesterday's direction scores {_pct(yesterday['accuracy'])}.",
+        highlight=False,
+    )
+    if comparison:
+        primary = comparison["primary_metric"]
+        dci = comparison["primary_difference_ci"]
+        scale = 100 if primary in _SEED else 1
+        unit = " pts" if primary in _SEED else ""
+        console.print(
+            f"vs production {comparison['production_version']}: {primary} "
+            f"{(comparison['primary_difference'] or 0) * scale:+.2f}{unit} "
+            f"(95% CI {dci['low'] * scale:+.2f} .. {dci['high'] * scale:+.2f}{unit}, "
+            f"{comparison['verdict']}; McNemar p = {comparison['mcnemar']['p_value']:.3f})",
+            highlight=False,
+        )
+    trading = validation["trading"]
+    strat, hold = trading["strategy"], trading["buy_and_hold"]
+    console.print(
+        f"Trading (cost {trading['cost_per_trade']:.2%}): model {_pct(strat['cumulative_return'])}"
+        f", Sharpe {_num2(strat['sharpe'])}, max drawdown {_pct(strat['max_drawdown'])}; "
+        f"buy and hold {_pct(hold['cumulative_return'])}, Sharpe {_num2(hold['sharpe'])}.",
+        highlight=False,
+    )
+
+
+def _num2(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.2f}"

@@ -22,6 +22,13 @@ from marketpredictor_train.cli._common import (
     setup_logging,
     write_json,
 )
+from marketpredictor_train.cli._validation_options import (
+    BacktestMonthsOpt,
+    CostPerTradeOpt,
+    EmbargoDaysOpt,
+    PrimaryMetricOpt,
+    ReportDirOpt,
+)
 from marketpredictor_train.errors import MptrainError
 
 
@@ -128,6 +135,39 @@ def train(
         ),
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed [default: 42].")] = None,
+    backtest_months: BacktestMonthsOpt = None,
+    embargo_days: EmbargoDaysOpt = None,
+    dead_band: Annotated[
+        float | None,
+        typer.Option(
+            "--dead-band",
+            min=0.0,
+            max=0.49,
+            help="Moves smaller than this (0.002 = 0.2%) get no label and are left out of "
+            "training and backtest [default: 0].",
+        ),
+    ] = None,
+    primary_metric: PrimaryMetricOpt = None,
+    cost_per_trade: CostPerTradeOpt = None,
+    skip_validation: Annotated[
+        bool | None,
+        typer.Option(
+            "--skip-validation",
+            help="Skip the backtest stage (no metrics, comparison or report). The model is "
+            "still fitted on the training part only and saved, but never promoted unless "
+            "--force; validate it later with `mptrain validate --version V`.",
+        ),
+    ] = None,
+    refit: Annotated[
+        bool | None,
+        typer.Option(
+            "--refit",
+            help="After the model passes the gate, refit it on every row (backtest included) "
+            "and save and promote that model; its reported metrics are those of the "
+            "validated model before the refit.",
+        ),
+    ] = None,
+    report_dir: ReportDirOpt = None,
     models_dir: ModelsDirOpt = None,
     logs_dir: LogsDirOpt = None,
     log_level: LogLevelOpt = None,
@@ -158,6 +198,14 @@ def train(
             offline=offline,
             device=device,
             seed=seed,
+            backtest_months=backtest_months,
+            embargo_days=embargo_days,
+            dead_band=dead_band,
+            primary_metric=primary_metric,
+            cost_per_trade=cost_per_trade,
+            skip_validation=skip_validation,
+            refit=refit,
+            report_dir=report_dir,
             models_dir=models_dir,
             logs_dir=logs_dir,
             log_level=log_level,
@@ -165,10 +213,8 @@ def train(
         )
         setup_logging(settings)
         from marketpredictor_train import api
-        from marketpredictor_train.cli._progress import progress_bars
 
-        with progress_bars(quiet=settings.quiet) as progress:
-            result = api.train(settings, progress=progress)
+        result = api.train(settings)
     except MptrainError as exc:
         if output_json is not None:
             from marketpredictor_train.results import failure_document

@@ -446,6 +446,7 @@ class RefreshReport:
     through: dt.date
     results: dict[str, TickerRefresh]
     retries: int
+    offline: bool
 
     @property
     def failed(self) -> dict[str, str]:
@@ -460,6 +461,7 @@ class RefreshReport:
             "start": self.start.isoformat(),
             "through": self.through.isoformat(),
             "retries": self.retries,
+            "offline": self.offline,
             "failed": self.failed,
             "tickers": [
                 {
@@ -525,7 +527,9 @@ def refresh_cache(
             plan[start].append(ticker)
 
     if settings.offline:
-        raise ValueError("refresh_cache downloads; offline runs read the cache with load_yahoo")
+        for ticker in (t for group in plan.values() for t in group):
+            results[ticker] = _offline_result(cache, ticker, through)
+        return RefreshReport(tickers, start, through, results, 0, True)
 
     backoff = Backoff.from_settings(settings)
     end = through + dt.timedelta(days=1)  # yfinance's end is exclusive
@@ -584,7 +588,7 @@ def refresh_cache(
             else:
                 why = got.failed.get(ticker, "no data from Yahoo")
                 results[ticker] = _failed_result(cache, ticker, why, through, True)
-    report_ = RefreshReport(tickers, start, through, results, retries)
+    report_ = RefreshReport(tickers, start, through, results, retries, False)
     for ticker, why in report_.failed.items():
         log.warning("ticker left out", ticker=ticker, reason=why)
     return report_
@@ -644,6 +648,22 @@ def _failed_result(
     return TickerRefresh(ticker, "failed", detail=why)
 
 
+def _offline_result(cache: OhlcvCache, ticker: str, through: dt.date) -> TickerRefresh:
+    entry = cache.entry(ticker)
+    if entry is None:
+        return TickerRefresh(ticker, "failed", detail="not in the cache (offline: no download)")
+    if entry.meta is None:
+        return TickerRefresh(
+            ticker, "failed", detail=f"cache file corrupt ({entry.problem}; offline: no download)"
+        )
+    meta = entry.meta
+    behind = (through - meta.checked_through).days
+    detail = f"cached through {meta.last}, {behind} days behind (offline)" if behind > 0 else ""
+    return TickerRefresh(
+        ticker, "stale" if behind > 0 else "fresh", meta.rows, 0, meta.last, detail
+    )
+
+
 def load_yahoo(
     settings: Settings, *, progress: ProgressCallback | None = None
 ) -> tuple[pl.DataFrame, dict[str, str]]:
@@ -652,13 +672,11 @@ def load_yahoo(
     Returns the frame of every usable ticker from the window start on, and the
     tickers left out with the reason. Fewer usable tickers than min_data_fraction of
     those asked for (or none): DataError "Dataset is empty after build_dataset"."""
-    if settings.offline:
-        return _load_offline(settings)
     refreshed = refresh_cache(settings, progress=progress)
     cache = OhlcvCache(settings.cache_dir, SOURCE)
     dropped = dict(refreshed.failed)
     frame, _, bad = cache.load(refreshed.usable, since=refreshed.start)
-    if bad:
+    if bad and not settings.offline:
         log.warning("refetching cache files that failed their checks", tickers=describe_list(bad))
         for ticker in bad:
             cache.discard(ticker)
@@ -672,35 +690,15 @@ def load_yahoo(
             dropped.update(
                 {t: f"cache file corrupt after refetch: {p}" for t, p in still_bad.items()}
             )
+    else:
+        dropped.update(
+            {t: f"cache file corrupt: {p} (offline: not refetched)" for t, p in bad.items()}
+        )
     for ticker, result in refreshed.results.items():
         if result.status == "stale" and ticker not in dropped:
             log.warning("using stale cached bars", ticker=ticker, detail=result.detail)
     got = frame.get_column("ticker").n_unique() if frame.height else 0
     _check_enough(settings, refreshed.tickers, got, dropped)
-    return frame, dropped
-
-
-def _load_offline(settings: Settings) -> tuple[pl.DataFrame, dict[str, str]]:
-    """The cache as it is: no network, no refresh; corrupt files are left out."""
-    cache = OhlcvCache(settings.cache_dir, SOURCE)
-    tickers = universe(settings)
-    start, through = window(settings)
-    frame, metas, bad = cache.load(tickers, since=start)
-    dropped = {t: f"cache file corrupt: {p} (offline: not refetched)" for t, p in bad.items()}
-    for ticker in tickers:
-        if ticker not in metas and ticker not in bad:
-            dropped[ticker] = "not in the cache (offline: no download)"
-    behind = {t: m for t, m in metas.items() if m.checked_through < through}
-    if behind:
-        oldest = min(m.checked_through for m in behind.values())
-        log.warning(
-            "offline: using cached bars that may be behind Yahoo",
-            tickers=len(behind),
-            checked_through=str(oldest),
-            days_behind=(through - oldest).days,
-        )
-    got = len(metas)
-    _check_enough(settings, tickers, got, dropped)
     return frame, dropped
 
 

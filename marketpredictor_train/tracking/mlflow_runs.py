@@ -50,8 +50,8 @@ def log_training_run(
                     "source": settings.source,
                 }
             )
-            values = {k: float(metrics[k]) for k in SEED_METRICS}
-            values["n_samples"] = float(metrics["n_samples"])
+            # A run with --skip-validation has no metrics: log what there is.
+            values = {k: float(metrics[k]) for k in (*SEED_METRICS, "n_samples") if k in metrics}
             values["n_features"] = float(n_features)
             values.update(extra_metrics or {})
             mlflow.log_metrics(values)

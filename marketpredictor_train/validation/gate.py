@@ -32,25 +32,25 @@ def decide(
 
     ``passed`` says whether the model cleared the gate; ``promote`` whether it becomes
     production (force overrides a failed gate, dry-run forbids any promotion)."""
-    failed = tuple(m for m, floor in thresholds.items() if metrics.get(m, 0.0) < floor)
+    failed = tuple(m for m, floor in thresholds.items() if _value(metrics, m) < floor)
     if failed:
         first = failed[0]
         reason = (
             f"Model NOT promoted - {first} below threshold "
-            f"({metrics.get(first, 0.0):.2%} < {thresholds[first]:.2%})"
+            f"({_value(metrics, first):.2%} < {thresholds[first]:.2%})"
         )
         if len(failed) > 1:
             reason += " (also below: " + ", ".join(failed[1:]) + ")"
         passed = False
     elif production_metrics is not None and (
-        (challenger := challenger_on_common_rows or metrics).get(primary_metric, 0.0)
-        < production_metrics.get(primary_metric, 0.0)
+        _value(challenger := challenger_on_common_rows or metrics, primary_metric)
+        < _value(production_metrics, primary_metric)
     ):
         failed = (primary_metric,)
         reason = (
             f"Model NOT promoted - {primary_metric} below the production model's "
-            f"({challenger[primary_metric]:.2%} < {production_metrics[primary_metric]:.2%} "
-            "on the same backtest rows)"
+            f"({_value(challenger, primary_metric):.2%} < "
+            f"{_value(production_metrics, primary_metric):.2%} on the same backtest rows)"
         )
         passed = False
     else:
@@ -65,3 +65,28 @@ def decide(
         because = reason.removeprefix("Model NOT promoted - ")
         return GateDecision(passed, True, f"Forced promotion despite: {because}", failed)
     return GateDecision(passed, passed, reason, failed)
+
+
+def _value(metrics: Mapping[str, float | None], name: str) -> float:
+    """A metric's value; a missing or undefined one (ROC AUC with one class) counts as 0,
+    so it can never pass a threshold or beat production."""
+    value = metrics.get(name)
+    return 0.0 if value is None else float(value)
+
+
+def decide_unvalidated(*, force: bool, dry_run: bool) -> GateDecision:
+    """The decision of a run with --skip-validation: with no backtest there is no evidence
+    the model is good enough, so it is never promoted unless forced."""
+    if dry_run:
+        return GateDecision(False, False, "Dry run - not promoted (validation skipped)")
+    if force:
+        return GateDecision(
+            False, True, "Forced promotion without validation (--skip-validation --force)"
+        )
+    return GateDecision(
+        False,
+        False,
+        "Validation skipped (--skip-validation) - saved, not promoted; check it with "
+        "`mptrain validate --version V`, then promote it with `mptrain rollback --version V` "
+        "or retrain with --force",
+    )

@@ -1,0 +1,149 @@
+"""`mptrain validate`: backtest the production model, a version or a model file on the
+latest data, against the thresholds, with a report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from marketpredictor_train.cli._app import app
+from marketpredictor_train.cli._common import (
+    ConfigOpt,
+    LogLevelOpt,
+    LogsDirOpt,
+    ModelsDirOpt,
+    OutputJsonOpt,
+    PeriodChoice,
+    QuietOpt,
+    build_settings,
+    setup_logging,
+    write_json,
+)
+from marketpredictor_train.cli._validation_options import (
+    BacktestMonthsOpt,
+    CostPerTradeOpt,
+    EmbargoDaysOpt,
+    MinAccuracyOpt,
+    MinF1Opt,
+    MinPrecisionOpt,
+    MinRecallOpt,
+    PrimaryMetricOpt,
+    ReportDirOpt,
+)
+from marketpredictor_train.cli.rollback import complete_version
+from marketpredictor_train.errors import MptrainError
+
+_HELP = (
+    "Backtest a saved model on the latest data: the production model, or --version V, or "
+    "--model-file PATH.\n\n"
+    "Scores the last --backtest-months of the data, leaving out any row the model learned "
+    "from, with the same metrics, baselines, trading view and report as train (the report "
+    "goes to models/reports/<version>/validate_<time>_<run>/). When the model is not "
+    "production, production is scored on the same rows for comparison. Exit 0: every "
+    "metric meets its threshold; 1: data or model error; 2: below a threshold; "
+    "3: configuration error."
+)
+
+
+@app.command("validate", help=_HELP)
+def validate(
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version",
+            help="Validate this saved version (e.g. 20250120_020015) instead of production.",
+            autocompletion=complete_version,
+        ),
+    ] = None,
+    model_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--model-file",
+            exists=True,
+            dir_okay=False,
+            help="Validate this model file (an mptrain .bin) instead of production.",
+        ),
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="Market data: yahoo, sample (offline, bundled), or a CSV/Parquet file or "
+            "folder [default: yahoo].",
+        ),
+    ] = None,
+    tickers: Annotated[
+        str | None,
+        typer.Option("--tickers", help="Comma-separated tickers [default: the source's universe]."),
+    ] = None,
+    period: Annotated[
+        PeriodChoice | None,
+        typer.Option(
+            "--period",
+            help="Historical data period, counted back from the last date in the data "
+            "[default: 5y].",
+        ),
+    ] = None,
+    offline: Annotated[
+        bool | None,
+        typer.Option("--offline", help="Use only the market-data cache; no network."),
+    ] = None,
+    backtest_months: BacktestMonthsOpt = None,
+    embargo_days: EmbargoDaysOpt = None,
+    min_accuracy: MinAccuracyOpt = None,
+    min_precision: MinPrecisionOpt = None,
+    min_recall: MinRecallOpt = None,
+    min_f1: MinF1Opt = None,
+    primary_metric: PrimaryMetricOpt = None,
+    cost_per_trade: CostPerTradeOpt = None,
+    report_dir: ReportDirOpt = None,
+    models_dir: ModelsDirOpt = None,
+    logs_dir: LogsDirOpt = None,
+    log_level: LogLevelOpt = None,
+    quiet: QuietOpt = None,
+    config: ConfigOpt = None,
+    output_json: OutputJsonOpt = None,
+) -> None:
+    """Backtest a saved model on the latest data (see _HELP)."""
+    started = time.monotonic()
+    try:
+        settings = build_settings(
+            config,
+            source=source,
+            tickers=tickers,
+            period=period,
+            offline=offline,
+            backtest_months=backtest_months,
+            embargo_days=embargo_days,
+            min_accuracy=min_accuracy,
+            min_precision=min_precision,
+            min_recall=min_recall,
+            min_f1=min_f1,
+            primary_metric=primary_metric,
+            cost_per_trade=cost_per_trade,
+            report_dir=report_dir,
+            models_dir=models_dir,
+            logs_dir=logs_dir,
+            log_level=log_level,
+            quiet=quiet,
+        )
+        setup_logging(settings)
+        from marketpredictor_train import api
+
+        result = api.validate(settings, version=version, model_file=model_file)
+    except MptrainError as exc:
+        if output_json is not None:
+            from marketpredictor_train.results import failure_document
+
+            write_json(output_json, failure_document(exc, duration_s=time.monotonic() - started))
+        raise
+
+    from marketpredictor_train.cli._render import render_validate_result
+
+    render_validate_result(result)
+    if output_json is not None:
+        write_json(output_json, result.to_dict())
+    raise typer.Exit(result.exit_code)

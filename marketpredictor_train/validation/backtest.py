@@ -1,0 +1,551 @@
+"""The backtest of one model on rows it never trained on: every metric with its sample
+size, a confidence interval, naive baselines and a trading view on the same rows, a
+per-ticker breakdown, and the champion (production) vs challenger comparison.
+
+:func:`backtest_new_model` is the validation stage of `train`; :func:`evaluate` and
+:func:`compare_with_production` are shared with `mptrain validate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from marketpredictor_train.errors import MptrainError
+from marketpredictor_train.validation.metrics import (
+    DECISION_THRESHOLD,
+    PROBABILITY_METRICS,
+    SEED_METRICS,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
+    from marketpredictor_train.config import Settings
+    from marketpredictor_train.data import LoadedData
+    from marketpredictor_train.dataset import Dataset
+    from marketpredictor_train.models.base import ModelType
+    from marketpredictor_train.store import ModelFile, ModelStore
+    from marketpredictor_train.validation.bootstrap import DayBlocks
+    from marketpredictor_train.validation.trading import TradingView
+
+log = structlog.get_logger(__name__)
+
+# Daily direction models that honestly score this much are rare enough that such a result
+# deserves a look for leaked future data before anyone trades on it.
+IMPLAUSIBLE_ACCURACY = 0.65
+# Row-level resamples for ROC AUC differences (a rank statistic: no per-day shortcut).
+_AUC_RESAMPLES = 200
+COMPARED_METRICS = (*SEED_METRICS, *PROBABILITY_METRICS)
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """Everything one backtest measured; ``to_dict`` is its JSON form (in --output-json
+    under ``validation`` and in the report folder as report.json)."""
+
+    subject: str
+    version: str | None
+    model_type: str | None
+    horizon: int
+    dead_band: float
+    window: dict[str, Any]
+    metrics: dict[str, Any]
+    accuracy_ci: dict[str, Any]
+    baselines: dict[str, dict[str, Any]]
+    per_ticker: list[dict[str, Any]]
+    trading: TradingView
+    calibration: list[dict[str, Any]]
+    thresholds: dict[str, dict[str, Any]]
+    comparison: dict[str, Any] | None = None
+    production_version: str | None = None
+    feature_importance: dict[str, float] | None = None
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def passed_thresholds(self) -> bool:
+        return all(item["passed"] for item in self.thresholds.values())
+
+    @property
+    def failed_thresholds(self) -> tuple[str, ...]:
+        return tuple(m for m, item in self.thresholds.items() if not item["passed"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "version": self.version,
+            "model_type": self.model_type,
+            "horizon": self.horizon,
+            "dead_band": self.dead_band,
+            "decision_threshold": DECISION_THRESHOLD,
+            "window": dict(self.window),
+            "metrics": dict(self.metrics),
+            "accuracy_ci": dict(self.accuracy_ci),
+            "baselines": {k: dict(v) for k, v in self.baselines.items()},
+            "thresholds": {k: dict(v) for k, v in self.thresholds.items()},
+            "passed_thresholds": self.passed_thresholds,
+            "trading": self.trading.to_dict(),
+            "per_ticker": [dict(row) for row in self.per_ticker],
+            "calibration": [dict(row) for row in self.calibration],
+            "comparison": self.comparison,
+            "production_version": self.production_version,
+            "feature_importance": self.feature_importance,
+            "warnings": list(self.warnings),
+            "notes": list(self.notes),
+        }
+
+
+def threshold_checks(
+    metrics: Mapping[str, Any], thresholds: Mapping[str, float]
+) -> dict[str, dict[str, Any]]:
+    """Each threshold with the measured value and whether it passed (a missing or
+    undefined value fails)."""
+    out = {}
+    for name, floor in thresholds.items():
+        value = metrics.get(name)
+        out[name] = {
+            "threshold": float(floor),
+            "value": value,
+            "passed": value is not None and float(value) >= float(floor),
+        }
+    return out
+
+
+def price_context(ohlcv: pl.DataFrame, rows: pl.DataFrame, horizon: int) -> pl.DataFrame:
+    """For each row (ticker, date), in the rows' order: the ticker's close-to-next-close
+    return (what a position held that day earns) and its return over the previous
+    ``horizon`` rows (known at the close of the row's date)."""
+    import polars as pl
+
+    close = pl.col("close")
+    ctx = (
+        ohlcv.select("ticker", "date", "close")
+        .sort("ticker", "date")
+        .with_columns(
+            (close.shift(-1).over("ticker") / close - 1.0).alias("next_return"),
+            (close / close.shift(horizon).over("ticker") - 1.0).alias("past_return"),
+        )
+        .drop("close")
+    )
+    return (
+        rows.select("ticker", "date")
+        .with_row_index("_row")
+        .join(ctx, on=["ticker", "date"], how="left")
+        .sort("_row")
+        .drop("_row")
+    )
+
+
+def evaluate(
+    rows: pl.DataFrame,
+    proba: np.ndarray,
+    ohlcv: pl.DataFrame,
+    *,
+    horizon: int,
+    dead_band: float,
+    cost_per_trade: float,
+    thresholds: Mapping[str, float],
+    seed: int,
+    subject: str,
+    window: Mapping[str, Any],
+    version: str | None = None,
+    model_type: str | None = None,
+    feature_importance: Mapping[str, float] | None = None,
+) -> ValidationReport:
+    """Score P(up) ``proba`` of ``rows`` (ticker, date, label; sorted by ticker, date)."""
+    import numpy as np
+
+    from marketpredictor_train.validation.bootstrap import day_blocks, percentile_interval
+    from marketpredictor_train.validation.metrics import (
+        calibration_bins,
+        prediction_metrics,
+        scored_metrics,
+        wilson_interval,
+    )
+    from marketpredictor_train.validation.trading import trading_view
+
+    y = rows.get_column("label").to_numpy().astype(int)
+    proba = np.asarray(proba, dtype=float)
+    pred = (proba >= DECISION_THRESHOLD).astype(int)
+    tickers = rows.get_column("ticker").to_numpy()
+    dates = rows.get_column("date").to_numpy()
+    ctx = price_context(ohlcv, rows, horizon)
+    next_return = ctx.get_column("next_return").fill_null(0.0).to_numpy()
+    past_return = ctx.get_column("past_return").to_numpy()
+
+    metrics = scored_metrics(y, proba)
+    blocks = day_blocks(dates, horizon=horizon, seed=seed)
+    correct = (pred == y).astype(float)
+    totals = blocks.resampled_totals(np.column_stack([correct, np.ones_like(correct)]))
+    low, high = percentile_interval(totals[:, 0] / totals[:, 1])
+    w_low, w_high = wilson_interval(int(correct.sum()), int(y.size))
+    accuracy_ci = {
+        "low": low,
+        "high": high,
+        "level": 0.95,
+        "method": blocks.method,
+        "block_days": blocks.block_days,
+        "resamples": blocks.resamples,
+        "n_days": blocks.n_days,
+        "wilson_low": w_low,
+        "wilson_high": w_high,
+    }
+
+    always_up = np.ones_like(y)
+    # The direction of the last completed move (one day for horizon 1, else the last
+    # `horizon` days), which a trader knows at the close.
+    yesterday = np.where(np.isnan(past_return.astype(float)), 1, past_return > 0).astype(int)
+    baselines = {
+        "always_up": prediction_metrics(y, always_up),
+        "yesterday_direction": prediction_metrics(y, yesterday),
+    }
+
+    trading = trading_view(
+        tickers, dates, pred, next_return, horizon=horizon, cost_per_trade=cost_per_trade
+    )
+    per_ticker = _per_ticker(tickers, y, proba, pred, yesterday, trading)
+
+    warnings: list[str] = []
+    if low > IMPLAUSIBLE_ACCURACY:
+        warnings.append(
+            f"Backtest accuracy {metrics['accuracy']:.2%} (95% CI from {low:.2%}) is far above "
+            "what honest daily direction models reach; check custom features and data for "
+            "look-ahead before trusting it"
+        )
+    notes = [
+        f"Predictions are 'up' when P(up) >= {DECISION_THRESHOLD} (fixed, not tuned).",
+        f"Accuracy CI: {blocks.method}; rows of one day are correlated across tickers, so "
+        "whole days are resampled. The Wilson interval assumes independent rows and is "
+        "shown for reference only.",
+        "Baselines on the same rows: always-up predicts 'up' everywhere; "
+        "yesterday_direction repeats the direction of the previous "
+        f"{horizon} trading day(s).",
+    ]
+    if dead_band > 0:
+        notes.append(
+            f"With a dead band of {dead_band:g}, days whose move was inside the band have no "
+            "label and are not backtest rows; the trading view treats them as flat."
+        )
+    scored = {
+        "n_days": blocks.n_days,
+        "first_scored_date": str(dates.min()) if dates.size else None,
+        "last_scored_date": str(dates.max()) if dates.size else None,
+    }
+    return ValidationReport(
+        subject=subject,
+        version=version,
+        model_type=model_type,
+        horizon=horizon,
+        dead_band=dead_band,
+        window={**window, **scored},
+        metrics=metrics,
+        accuracy_ci=accuracy_ci,
+        baselines=baselines,
+        per_ticker=per_ticker,
+        trading=trading,
+        calibration=calibration_bins(y, proba),
+        thresholds=threshold_checks(metrics, thresholds),
+        feature_importance=dict(feature_importance) if feature_importance else None,
+        warnings=tuple(warnings),
+        notes=tuple(notes),
+    )
+
+
+def _per_ticker(
+    tickers: np.ndarray,
+    y: np.ndarray,
+    proba: np.ndarray,
+    pred: np.ndarray,
+    yesterday: np.ndarray,
+    trading: TradingView,
+) -> list[dict[str, Any]]:
+    import numpy as np
+
+    from marketpredictor_train.validation.metrics import confusion_counts, roc_auc
+
+    out = []
+    for ticker in np.unique(tickers):
+        mask = tickers == ticker
+        yt, pt = y[mask], pred[mask]
+        tp, fp, fn, _ = confusion_counts(yt, pt)
+        out.append(
+            {
+                "ticker": str(ticker),
+                "n_samples": int(mask.sum()),
+                "accuracy": float(np.mean(pt == yt)),
+                "precision": tp / (tp + fp) if tp + fp else 0.0,
+                "recall": tp / (tp + fn) if tp + fn else 0.0,
+                "roc_auc": roc_auc(yt, proba[mask]),
+                "always_up_accuracy": float(np.mean(yt == 1)),
+                "yesterday_direction_accuracy": float(np.mean(yesterday[mask] == yt)),
+                **trading.per_ticker.get(str(ticker), {}),
+            }
+        )
+    return out
+
+
+def score_model_file(
+    model_file: ModelFile, ohlcv: pl.DataFrame, rows: pl.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """P(up) of a stored model on those of ``rows`` (ticker, date, ...) it can score,
+    with features rebuilt from ``ohlcv`` using the model's own spec. Returns the row
+    positions scored and the probabilities; rows inside the model's warm-up are left out."""
+    from marketpredictor_train.features import build_features
+    from marketpredictor_train.models.trained import TrainedModel
+
+    model = TrainedModel.from_model_file(model_file)
+    spec = model.spec
+    feats = build_features(ohlcv, spec)
+    joined = (
+        rows.select("ticker", "date")
+        .with_row_index("_row")
+        .join(
+            feats.select(["ticker", "date", *model.feature_columns]),
+            on=["ticker", "date"],
+            how="inner",
+        )
+        .drop_nulls(model.feature_columns)
+        .sort("_row")
+    )
+    positions = joined.get_column("_row").to_numpy()
+    return positions, model.predict_proba(joined, spec)
+
+
+def compare_with_production(
+    production_file: ModelFile,
+    ohlcv: pl.DataFrame,
+    rows: pl.DataFrame,
+    new_proba: np.ndarray,
+    *,
+    primary_metric: str,
+    horizon: int,
+    cost_per_trade: float,
+    seed: int,
+) -> dict[str, Any]:
+    """Champion (production) vs challenger on exactly the same rows: both models' metrics
+    there, their differences (challenger minus champion), a block-bootstrap 95% interval
+    of the primary metric's difference, and McNemar's mid-p test on accuracy.
+
+    Raises MptrainError when the production model cannot be scored."""
+    import numpy as np
+
+    from marketpredictor_train.validation.bootstrap import day_blocks
+    from marketpredictor_train.validation.metrics import mcnemar_midp, scored_metrics
+    from marketpredictor_train.validation.trading import trading_view
+
+    positions, champion_proba = score_model_file(production_file, ohlcv, rows)
+    manifest = production_file.manifest
+    common = rows[positions]
+    y = common.get_column("label").to_numpy().astype(int)
+    challenger_proba = np.asarray(new_proba, dtype=float)[positions]
+    warnings: list[str] = []
+    if len(positions) == 0:
+        raise MptrainError(
+            "no backtest row has complete features for the production model's feature spec"
+        )
+    if len(positions) < rows.height:
+        warnings.append(
+            f"The production model could score {len(positions)} of {rows.height} backtest "
+            "rows (its features need a longer warm-up); both models are compared on those"
+        )
+    champion_horizon = int((manifest.get("label") or {}).get("horizon", horizon))
+    if champion_horizon != horizon:
+        warnings.append(
+            f"The production model was trained for a {champion_horizon}-day horizon and is "
+            f"scored here on {horizon}-day labels"
+        )
+    new = scored_metrics(y, challenger_proba)
+    prod = scored_metrics(y, champion_proba)
+    difference = {
+        m: (None if new[m] is None or prod[m] is None else float(new[m]) - float(prod[m]))
+        for m in COMPARED_METRICS
+    }
+    new_right = (challenger_proba >= DECISION_THRESHOLD).astype(int) == y
+    prod_right = (champion_proba >= DECISION_THRESHOLD).astype(int) == y
+    b = int(np.sum(new_right & ~prod_right))
+    c = int(np.sum(~new_right & prod_right))
+
+    dates = common.get_column("date").to_numpy()
+    blocks = day_blocks(dates, horizon=horizon, seed=seed)
+    ci = _paired_interval(primary_metric, blocks, y, challenger_proba, champion_proba, seed)
+
+    tickers = common.get_column("ticker").to_numpy()
+    next_return = price_context(ohlcv, common, horizon).get_column("next_return")
+    next_return = next_return.fill_null(0.0).to_numpy()
+    trade_new = trading_view(
+        tickers,
+        dates,
+        (challenger_proba >= DECISION_THRESHOLD).astype(int),
+        next_return,
+        horizon=horizon,
+        cost_per_trade=cost_per_trade,
+    )
+    trade_prod = trading_view(
+        tickers,
+        dates,
+        (champion_proba >= DECISION_THRESHOLD).astype(int),
+        next_return,
+        horizon=horizon,
+        cost_per_trade=cost_per_trade,
+    )
+    p_value = mcnemar_midp(b, c)
+    diff = difference.get(primary_metric)
+    verdict = (
+        "within noise"
+        if ci[0] <= 0 <= ci[1]
+        else ("significantly better" if ci[0] > 0 else "significantly worse")
+    )
+    return {
+        "production_version": manifest.get("version"),
+        "production_model_type": manifest.get("model_type"),
+        "n_common": int(len(positions)),
+        "primary_metric": primary_metric,
+        "new": new,
+        "production": prod,
+        "difference": difference,
+        "primary_difference": diff,
+        "primary_difference_ci": {"low": ci[0], "high": ci[1], "level": 0.95},
+        "primary_difference_method": f"paired {blocks.method}",
+        "verdict": verdict,
+        "mcnemar": {
+            "new_only_correct": b,
+            "production_only_correct": c,
+            "p_value": p_value,
+            "method": "McNemar mid-p (two-sided), accuracy; assumes independent rows",
+        },
+        "trading": {
+            "new_cumulative_return": trade_new.strategy["cumulative_return"],
+            "production_cumulative_return": trade_prod.strategy["cumulative_return"],
+            "new_sharpe": trade_new.strategy["sharpe"],
+            "production_sharpe": trade_prod.strategy["sharpe"],
+        },
+        "warnings": warnings,
+    }
+
+
+def _paired_interval(
+    metric: str,
+    blocks: DayBlocks,
+    y: np.ndarray,
+    new_proba: np.ndarray,
+    prod_proba: np.ndarray,
+    seed: int,
+) -> tuple[float, float]:
+    """95% interval of (challenger - champion) on ``metric`` over the same resampled days."""
+    import numpy as np
+
+    from marketpredictor_train.validation.bootstrap import percentile_interval
+    from marketpredictor_train.validation.metrics import metric_from_counts, roc_auc
+
+    if metric in SEED_METRICS:
+
+        def counts(proba: np.ndarray) -> np.ndarray:
+            pred = proba >= DECISION_THRESHOLD
+            return np.column_stack(
+                [pred & (y == 1), pred & (y == 0), ~pred & (y == 1), ~pred & (y == 0)]
+            )
+
+        totals_new = blocks.resampled_totals(counts(new_proba))
+        totals_prod = blocks.resampled_totals(counts(prod_proba))
+        diffs = metric_from_counts(metric, totals_new) - metric_from_counts(metric, totals_prod)
+        return percentile_interval(diffs)
+    if metric != "roc_auc":
+        raise ValueError(f"no paired interval for {metric}")
+    order = np.argsort(blocks.day_of_row, kind="stable")
+    bounds = np.searchsorted(blocks.day_of_row[order], np.arange(blocks.n_days + 1))
+    diffs_list = []
+    for draw in blocks.draws[:_AUC_RESAMPLES]:
+        idx = np.concatenate([order[bounds[d] : bounds[d + 1]] for d in draw])
+        a, b = roc_auc(y[idx], new_proba[idx]), roc_auc(y[idx], prod_proba[idx])
+        if a is not None and b is not None:
+            diffs_list.append(a - b)
+    if not diffs_list:
+        return 0.0, 0.0
+    return percentile_interval(np.asarray(diffs_list))
+
+
+def backtest_new_model(
+    settings: Settings,
+    *,
+    model: ModelType,
+    dataset: Dataset,
+    loaded: LoadedData,
+    store: ModelStore,
+) -> ValidationReport:
+    """The validation stage of `train`: the fitted model on the backtest rows, then the
+    production model (if any) on the same rows. A production model that cannot be read or
+    scored is reported as a warning and the thresholds alone decide."""
+    import dataclasses
+
+    x_test, _ = dataset.xy(dataset.backtest)
+    proba = model.predict_proba(x_test)
+    importance = model.feature_importance()
+    report = evaluate(
+        dataset.backtest,
+        proba,
+        loaded.frame,
+        horizon=settings.horizon,
+        dead_band=settings.dead_band,
+        cost_per_trade=settings.cost_per_trade,
+        thresholds=settings.thresholds,
+        seed=settings.seed,
+        subject="new model",
+        window=dataset.window.to_dict(),
+        model_type=model.name,
+        feature_importance=(
+            None
+            if importance is None
+            else {c: float(v) for c, v in zip(dataset.feature_columns, importance, strict=True)}
+        ),
+    )
+    warnings = list(report.warnings)
+    comparison = None
+    production_version = None
+    try:
+        production_file = store.load_production()
+    except MptrainError as exc:
+        production_file = None
+        warnings.append(
+            f"The production model could not be read ({exc.message}); thresholds alone decide"
+        )
+    else:
+        if production_file is None:
+            log.info("No production model yet; thresholds alone decide")
+    if production_file is not None:
+        production_version = production_file.manifest.get("version")
+        try:
+            comparison = compare_with_production(
+                production_file,
+                loaded.frame,
+                dataset.backtest,
+                proba,
+                primary_metric=settings.primary_metric,
+                horizon=settings.horizon,
+                cost_per_trade=settings.cost_per_trade,
+                seed=settings.seed,
+            )
+        except MptrainError as exc:
+            warnings.append(
+                f"The production model could not be scored ({exc.message}); thresholds alone decide"
+            )
+        else:
+            warnings.extend(comparison.pop("warnings"))
+            log.info(
+                "Production model scored on the same backtest rows",
+                version=production_version,
+                rows=comparison["n_common"],
+                metrics={k: comparison["production"][k] for k in SEED_METRICS},
+            )
+    for warning in warnings[len(report.warnings) :]:
+        log.warning(warning)
+    return dataclasses.replace(
+        report,
+        comparison=comparison,
+        production_version=production_version,
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,113 @@
+"""Guards against the future leaking into training: labels that reach into the backtest,
+and features whose value on a date changes when later rows are removed.
+
+Both run inside every `train` before the model is fitted; a guard that fails stops the run
+(exit 1) rather than letting a model that has seen the future reach the gate.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+
+from marketpredictor_train.errors import TrainingError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from marketpredictor_train.dataset import Dataset
+    from marketpredictor_train.features import FeatureSpec
+
+log = structlog.get_logger(__name__)
+
+# Enough tickers to catch a leaking indicator, few enough to cost a fraction of a second.
+LOOKAHEAD_TICKERS = 8
+_RTOL = 1e-9
+
+
+def enforce_purge(dataset: Dataset, ohlcv: pl.DataFrame, horizon: int) -> Dataset:
+    """Drop the training rows whose label ends on or after the backtest start.
+
+    The split leaves ``purge_gap >= horizon`` market days between the two parts, which is
+    enough when a ticker trades every market day; a ticker with missing days reaches
+    further in ``horizon`` of its own rows, and those rows are removed here. Also checks
+    the split itself (every training date before every backtest date)."""
+    import dataclasses
+
+    import polars as pl
+
+    window = dataset.window
+    if dataset.train.height and dataset.backtest.height:
+        train_last = dataset.train.get_column("date").max()
+        backtest_first = dataset.backtest.get_column("date").min()
+        if not train_last < window.backtest_start <= backtest_first:  # type: ignore[operator]
+            raise TrainingError(
+                "Training failed - the chronological split is broken: training rows reach "
+                f"{train_last}, the backtest starts {window.backtest_start}",
+                hint="This is a bug in mptrain; please report it.",
+            )
+    label_end = (
+        ohlcv.select("ticker", "date")
+        .sort("ticker", "date")
+        .with_columns(pl.col("date").shift(-horizon).over("ticker").alias("_label_end"))
+    )
+    keyed = dataset.train.join(label_end, on=["ticker", "date"], how="left").sort("ticker", "date")
+    leaking = keyed.get_column("_label_end").is_null() | (
+        keyed.get_column("_label_end") >= window.backtest_start
+    )
+    n_leaking = int(leaking.sum())
+    if n_leaking == 0:
+        return dataset
+    log.info(
+        "Purged training rows whose label reaches into the backtest",
+        rows=n_leaking,
+        horizon=horizon,
+    )
+    train = keyed.filter(~leaking).drop("_label_end")
+    return dataclasses.replace(dataset, train=train)
+
+
+def check_no_lookahead(
+    ohlcv: pl.DataFrame,
+    spec: FeatureSpec,
+    cutoff: object,
+    *,
+    max_tickers: int = LOOKAHEAD_TICKERS,
+) -> None:
+    """Build the features of a few tickers twice, from all rows and from the rows up to
+    ``cutoff``, and require identical values on every date up to ``cutoff``. A feature
+    that reads a later row (tomorrow's close, a centred window, a whole-series scaler)
+    changes there and is named in the TrainingError."""
+    import polars as pl
+
+    from marketpredictor_train import features
+
+    tickers = sorted(ohlcv.get_column("ticker").unique().to_list())[:max_tickers]
+    subset = ohlcv.filter(pl.col("ticker").is_in(tickers))
+    truncated = subset.filter(pl.col("date") <= cutoff)
+    if truncated.height == 0:
+        return
+    columns = features.model_feature_names(spec)
+    full = features.build_features(subset, spec).filter(pl.col("date") <= cutoff)
+    past = features.build_features(truncated, spec)
+    joined = full.select("ticker", "date", *columns).join(
+        past.select("ticker", "date", *columns), on=["ticker", "date"], how="full", suffix="_past"
+    )
+    leaking = []
+    for name in columns:
+        a, b = pl.col(name), pl.col(f"{name}_past")
+        differs = (a.is_null() != b.is_null()) | (
+            a.is_not_null() & b.is_not_null() & ((a - b).abs() > _RTOL * (1 + a.abs()))
+        )
+        n = joined.select(differs.sum()).item()
+        if n:
+            leaking.append((name, int(n)))
+    if leaking:
+        named = ", ".join(f"{name} ({n} rows)" for name, n in leaking[:10])
+        raise TrainingError(
+            f"Training failed - look-ahead detected: feature values on or before {cutoff} "
+            f"change when later rows are removed: {named}",
+            hint="A feature may only use rows up to its own date; check custom features "
+            "and indicators for shift(-n), centred windows or whole-series statistics.",
+        )
