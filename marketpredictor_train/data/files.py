@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from marketpredictor_train.data.schema import describe_list, validate_ohlcv
+from marketpredictor_train.data.schema import describe_list, normalize_column_name, validate_ohlcv
 from marketpredictor_train.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -65,7 +65,10 @@ def load_files(source: str) -> pl.DataFrame:
     import polars as pl
 
     path = resolve_path(source)
-    frames = [validate_ohlcv(read_file(p), origin=str(p)) for p in list_data_files(path)]
+    frames = [
+        validate_ohlcv(_normalize_tickers(read_file(p)), origin=str(p))
+        for p in list_data_files(path)
+    ]
     if len(frames) == 1:
         return frames[0]
     return validate_ohlcv(pl.concat(frames, how="vertical"), origin=str(path))
@@ -124,6 +127,16 @@ def read_file(path: Path) -> pl.DataFrame:
             f"{path} cannot be read as {what}: {first}",
             hint=f"Check that the file is a complete, valid {what} file.",
         ) from exc
+
+
+def _normalize_tickers(frame: pl.DataFrame) -> pl.DataFrame:
+    """' aapl' and 'AAPL' are one ticker, whatever types the file stores."""
+    import polars as pl
+
+    for name in frame.columns:
+        if normalize_column_name(name) == "ticker" and frame.schema[name] == pl.String:
+            return frame.with_columns(pl.col(name).str.strip_chars().str.to_uppercase())
+    return frame
 
 
 def _kind_by_name(path: Path) -> str | None:

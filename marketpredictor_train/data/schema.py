@@ -117,8 +117,11 @@ def validate_ohlcv(frame: pl.DataFrame, *, origin: str | None = None) -> pl.Data
             hint="Give a file with a header and at least one row per ticker and date.",
         )
     frame = _coerce_types(frame, origin)
-    raise_problems(_value_problems(frame), origin)
-    return _sorted(frame)
+    problems = _value_problems(frame)
+    frame = sort_ohlcv(frame)
+    problems.extend(_duplicate_problems(frame))
+    raise_problems(problems, origin)
+    return frame
 
 
 def _rename_columns(frame: pl.DataFrame, origin: str | None) -> pl.DataFrame:
@@ -323,27 +326,35 @@ def _value_problems(frame: pl.DataFrame) -> list[Problem]:
             "Correct adj_close on those rows or drop the column.",
         ),
     }
-    duplicate = pl.struct("ticker", "date").is_duplicated()
     flags = frame.select(
         *[expr.fill_null(False).any().alias(name) for name, (expr, _, _) in checks.items()],
-        duplicate.any().alias("duplicate"),
     ).row(0, named=True)
     problems = []
     for name, (expr, what, fix) in checks.items():
         if flags[name]:
             bad = frame.filter(expr.fill_null(False))
             problems.append(Problem(what, bad.height, _examples(bad), fix))
-    if flags["duplicate"]:
-        bad = frame.filter(duplicate).unique(["ticker", "date"], maintain_order=True)
-        problems.append(
-            Problem(
-                "duplicate (ticker, date) rows",
-                bad.height,
-                _examples(bad),
-                "Keep one row per ticker and date.",
-            )
-        )
     return problems
+
+
+def _duplicate_problems(frame: pl.DataFrame) -> list[Problem]:
+    """Duplicates of a frame sorted by (ticker, date) are neighbours: no hashing needed."""
+    import polars as pl
+
+    t, d = pl.col("ticker"), pl.col("date")
+    repeat = ((t == t.shift()) & (d == d.shift())).fill_null(False)
+    bad = frame.filter(repeat)
+    if bad.height == 0:
+        return []
+    bad = bad.unique(["ticker", "date"], maintain_order=True)
+    return [
+        Problem(
+            "duplicate (ticker, date) rows",
+            bad.height,
+            _examples(bad),
+            "Keep one row per ticker and date.",
+        )
+    ]
 
 
 def _examples(bad: pl.DataFrame) -> tuple[str, ...]:
@@ -356,13 +367,15 @@ def _examples_raw(bad: pl.DataFrame, col: str) -> tuple[str, ...]:
     return tuple(f"row {r} {t or '<no ticker>'} {v!r}" for r, t, v in rows)
 
 
-def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+def sort_ohlcv(frame: pl.DataFrame) -> pl.DataFrame:
+    """Sorted by (ticker, date); a frame already in order (the usual case) is not copied."""
     import polars as pl
 
     t, d = pl.col("ticker"), pl.col("date")
-    in_order = (t > t.shift()) | ((t == t.shift()) & (d > d.shift()))
+    # Equal neighbours count as in order here; _duplicate_problems reports them.
+    in_order = (t > t.shift()) | ((t == t.shift()) & (d >= d.shift()))
     if frame.height > 1 and not frame.select(in_order.slice(1).all()).item():
-        frame = frame.sort("ticker", "date")
+        frame = frame.sort("ticker", "date", maintain_order=True)
     return frame
 
 

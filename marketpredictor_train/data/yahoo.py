@@ -33,7 +33,7 @@ from marketpredictor_train.data.loader import EMPTY_DATASET, years_before
 from marketpredictor_train.data.schema import OHLCV_COLUMNS, describe_list
 from marketpredictor_train.data.universe import DEFAULT_UNIVERSE
 from marketpredictor_train.errors import DataError
-from marketpredictor_train.progress import ProgressCallback, report
+from marketpredictor_train.progress import ProgressCallback, ProgressEvent, report
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -446,7 +446,6 @@ class RefreshReport:
     through: dt.date
     results: dict[str, TickerRefresh]
     retries: int
-    offline: bool
 
     @property
     def failed(self) -> dict[str, str]:
@@ -461,7 +460,6 @@ class RefreshReport:
             "start": self.start.isoformat(),
             "through": self.through.isoformat(),
             "retries": self.retries,
-            "offline": self.offline,
             "failed": self.failed,
             "tickers": [
                 {
@@ -504,8 +502,11 @@ def refresh_cache(
     Fresh tickers are not touched; stale ones get only the missing recent days (plus
     an overlap that detects re-adjusted history); missing, corrupt or too-short ones
     are fetched in full (all of them with ``full``). A ticker that fails to download
-    but has cached bars keeps them (status 'stale'). Offline, nothing is downloaded.
+    but has cached bars keeps them (status 'stale'). Offline runs never get here: they
+    read the cache as it is (see load_yahoo).
     """
+    if settings.offline:
+        raise ValueError("refresh_cache downloads; offline runs read the cache with load_yahoo")
     cache = OhlcvCache(settings.cache_dir, SOURCE)
     tickers = universe(settings)
     start, through = window(settings)
@@ -526,15 +527,12 @@ def refresh_cache(
         else:
             plan[start].append(ticker)
 
-    if settings.offline:
-        for ticker in (t for group in plan.values() for t in group):
-            results[ticker] = _offline_result(cache, ticker, through)
-        return RefreshReport(tickers, start, through, results, 0, True)
-
     backoff = Backoff.from_settings(settings)
     end = through + dt.timedelta(days=1)  # yfinance's end is exclusive
     retries = 0
     refetch: list[str] = []
+    total = sum(len(group) for group in plan.values())
+    done = 0
     for fetch_from, group in sorted(plan.items()):
         got = download_daily(
             group,
@@ -542,9 +540,10 @@ def refresh_cache(
             end,
             backoff=backoff,
             batch_size=settings.download_batch_size,
-            progress=progress,
+            progress=_shifted(progress, done, total),
             rng=rng,
         )
+        done += len(group)
         retries += got.retries
         for ticker in group:
             if ticker in got.frames:
@@ -588,10 +587,21 @@ def refresh_cache(
             else:
                 why = got.failed.get(ticker, "no data from Yahoo")
                 results[ticker] = _failed_result(cache, ticker, why, through, True)
-    report_ = RefreshReport(tickers, start, through, results, retries, False)
+    report_ = RefreshReport(tickers, start, through, results, retries)
     for ticker, why in report_.failed.items():
         log.warning("ticker left out", ticker=ticker, reason=why)
     return report_
+
+
+def _shifted(progress: ProgressCallback | None, done: int, total: int) -> ProgressCallback | None:
+    """Progress of one group of tickers as part of the whole download."""
+    if progress is None:
+        return None
+
+    def forward(event: ProgressEvent) -> None:
+        progress(ProgressEvent(event.stage, done + event.completed, total, event.description))
+
+    return forward
 
 
 def _store(
@@ -648,22 +658,6 @@ def _failed_result(
     return TickerRefresh(ticker, "failed", detail=why)
 
 
-def _offline_result(cache: OhlcvCache, ticker: str, through: dt.date) -> TickerRefresh:
-    entry = cache.entry(ticker)
-    if entry is None:
-        return TickerRefresh(ticker, "failed", detail="not in the cache (offline: no download)")
-    if entry.meta is None:
-        return TickerRefresh(
-            ticker, "failed", detail=f"cache file corrupt ({entry.problem}; offline: no download)"
-        )
-    meta = entry.meta
-    behind = (through - meta.checked_through).days
-    detail = f"cached through {meta.last}, {behind} days behind (offline)" if behind > 0 else ""
-    return TickerRefresh(
-        ticker, "stale" if behind > 0 else "fresh", meta.rows, 0, meta.last, detail
-    )
-
-
 def load_yahoo(
     settings: Settings, *, progress: ProgressCallback | None = None
 ) -> tuple[pl.DataFrame, dict[str, str]]:
@@ -672,11 +666,13 @@ def load_yahoo(
     Returns the frame of every usable ticker from the window start on, and the
     tickers left out with the reason. Fewer usable tickers than min_data_fraction of
     those asked for (or none): DataError "Dataset is empty after build_dataset"."""
+    if settings.offline:
+        return _load_offline(settings)
     refreshed = refresh_cache(settings, progress=progress)
     cache = OhlcvCache(settings.cache_dir, SOURCE)
     dropped = dict(refreshed.failed)
     frame, _, bad = cache.load(refreshed.usable, since=refreshed.start)
-    if bad and not settings.offline:
+    if bad:
         log.warning("refetching cache files that failed their checks", tickers=describe_list(bad))
         for ticker in bad:
             cache.discard(ticker)
@@ -690,15 +686,35 @@ def load_yahoo(
             dropped.update(
                 {t: f"cache file corrupt after refetch: {p}" for t, p in still_bad.items()}
             )
-    else:
-        dropped.update(
-            {t: f"cache file corrupt: {p} (offline: not refetched)" for t, p in bad.items()}
-        )
     for ticker, result in refreshed.results.items():
         if result.status == "stale" and ticker not in dropped:
             log.warning("using stale cached bars", ticker=ticker, detail=result.detail)
     got = frame.get_column("ticker").n_unique() if frame.height else 0
     _check_enough(settings, refreshed.tickers, got, dropped)
+    return frame, dropped
+
+
+def _load_offline(settings: Settings) -> tuple[pl.DataFrame, dict[str, str]]:
+    """The cache as it is: no network, no refresh; corrupt files are left out."""
+    cache = OhlcvCache(settings.cache_dir, SOURCE)
+    tickers = universe(settings)
+    start, through = window(settings)
+    frame, metas, bad = cache.load(tickers, since=start)
+    dropped = {t: f"cache file corrupt: {p} (offline: not refetched)" for t, p in bad.items()}
+    for ticker in tickers:
+        if ticker not in metas and ticker not in bad:
+            dropped[ticker] = "not in the cache (offline: no download)"
+    behind = {t: m for t, m in metas.items() if m.checked_through < through}
+    if behind:
+        oldest = min(m.checked_through for m in behind.values())
+        log.warning(
+            "offline: using cached bars that may be behind Yahoo",
+            tickers=len(behind),
+            checked_through=str(oldest),
+            days_behind=(through - oldest).days,
+        )
+    got = len(metas)
+    _check_enough(settings, tickers, got, dropped)
     return frame, dropped
 
 

@@ -130,14 +130,23 @@ def _truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
+def _retype_volume(path: Path) -> None:
+    """Our footer, but a column of another type: the schema check must catch it."""
+    table = pq.read_table(path)
+    frame = pl.from_arrow(table).with_columns(pl.col("volume").cast(pl.Int64))
+    pq.write_table(frame.to_arrow().replace_schema_metadata(table.schema.metadata), path)
+
+
 @pytest.mark.parametrize(
     "damage",
     [
         _truncate,
         lambda p: p.write_bytes(b"not parquet at all" * 50),
         lambda p: p.write_bytes(b""),
+        lambda p: pl.DataFrame({"x": [1, 2]}).write_parquet(p),
+        _retype_volume,
     ],
-    ids=["truncated", "garbage", "empty"],
+    ids=["truncated", "garbage", "empty", "foreign-parquet", "wrong-schema"],
 )
 def test_corrupt_cache_file_is_detected_and_refetched(fake_yahoo, damage):
     s = settings()

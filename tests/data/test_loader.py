@@ -86,3 +86,10 @@ def test_file_source_uses_every_ticker_and_sorts_unsorted_rows(write_csv, ohlcv)
     assert loaded.source == str(path)
     assert loaded.frame.drop("adj_close").equals(ohlcv.sort("ticker", "date"))
     assert loaded.frame.get_column("adj_close").null_count() == ohlcv.height
+
+
+def test_parquet_tickers_are_matched_ignoring_case(tmp_path, ohlcv):
+    path = tmp_path / "lower.parquet"
+    ohlcv.with_columns(pl.col("ticker").str.to_lowercase()).write_parquet(path)
+    loaded = load_ohlcv(load_settings(source=str(path), tickers="AAA"))
+    assert loaded.tickers == ("AAA",)

@@ -197,3 +197,10 @@ def test_default_universe_is_used_without_tickers(fake_yahoo):
     loaded = load_ohlcv(load_settings(source="yahoo", period="1y"))
     assert loaded.tickers == tuple(sorted(DEFAULT_UNIVERSE))
     assert 20 <= len(DEFAULT_UNIVERSE) <= 60
+
+
+def test_progress_reports_downloads_over_the_whole_universe(fake_yahoo):
+    events = []
+    load_ohlcv(settings(tickers="AAA,BBB,CCC,DDD", download_batch_size=3), progress=events.append)
+    downloads = [(e.completed, e.total) for e in events if e.stage == "download"]
+    assert downloads == [(3, 4), (4, 4)]
