@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -163,12 +164,26 @@ def configure_logging(
     return log_path
 
 
-def _console_handler(console: Console | None) -> logging.Handler:
-    import sys
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is logged, not when logging was
+    set up: a live progress display swaps in a proxy that prints lines above its bars."""
 
-    stream = console.file if console is not None else sys.stderr
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass  # StreamHandler.__init__ and setStream assign it; the lookup stays dynamic
+
+
+def _console_handler(console: Console | None) -> logging.Handler:
     colors = bool(console is not None and console.is_terminal and not console.no_color)
-    handler = logging.StreamHandler(stream)
+    handler: logging.StreamHandler  # type: ignore[type-arg]
+    if console is None or console.file is sys.stderr:
+        handler = _CurrentStderrHandler()
+    else:
+        handler = logging.StreamHandler(console.file)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[

@@ -213,8 +213,10 @@ def train(
         )
         setup_logging(settings)
         from marketpredictor_train import api
+        from marketpredictor_train.cli._progress import progress_bars
 
-        result = api.train(settings)
+        with progress_bars(quiet=settings.quiet) as progress:
+            result = api.train(settings, progress=progress)
     except MptrainError as exc:
         if output_json is not None:
             from marketpredictor_train.results import failure_document

@@ -347,10 +347,13 @@ RESULT = {
 }
 
 
-def _summary(tmp_path: Path, result: dict[str, Any] | None, code: str) -> tuple[str, dict]:
+def _summary(
+    tmp_path: Path, result: dict[str, Any] | None, code: str, *, touch: bool = True
+) -> tuple[str, dict]:
     runner = tmp_path / "runner"
     runner.mkdir(exist_ok=True)
-    (runner / "train-started").touch()
+    if touch:  # the Train step marks its start
+        (runner / "train-started").touch()
     if result is not None:
         (tmp_path / "result.json").write_text(json.dumps(result))
     proc, outputs = _run_step(
@@ -373,6 +376,41 @@ def test_summary_shows_the_report_of_the_new_version(tmp_path):
     assert "# Validation report" in summary
     assert "last week" not in summary
     assert outputs["report"] == f"models/reports/{RESULT['version']}/report.md"
+
+
+@needs_jq
+def test_summary_takes_the_report_folder_named_in_result_json(tmp_path):
+    elsewhere = tmp_path / "reports-here"
+    elsewhere.mkdir()
+    (elsewhere / "report.md").write_text("# Report in a folder of its own\n")
+    (tmp_path / "models" / "reports" / RESULT["version"]).mkdir(parents=True)
+    (tmp_path / "models" / "reports" / RESULT["version"] / "report.md").write_text("# other\n")
+
+    summary, outputs = _summary(tmp_path, {**RESULT, "report_dir": str(elsewhere)}, "2")
+    assert "# Report in a folder of its own" in summary
+    assert outputs["report"] == f"{elsewhere}/report.md"
+
+
+@needs_jq
+def test_summary_falls_back_to_the_report_this_run_wrote(tmp_path):
+    """A report whose path result.json does not give (e.g. a dry run's, under logs/)
+    is found if this run wrote it; older ones are not."""
+    old = tmp_path / "models" / "reports" / "20250119_020301"
+    old.mkdir(parents=True)
+    (old / "report.md").write_text("# Report of last week\n")
+    os.utime(old / "report.md", (1_600_000_000, 1_600_000_000))
+    runner = tmp_path / "runner"
+    runner.mkdir()
+    (runner / "train-started").touch()
+    os.utime(runner / "train-started", (1_700_000_000, 1_700_000_000))
+    new = tmp_path / "logs" / "reports" / "dry-run"
+    new.mkdir(parents=True)
+    (new / "report.md").write_text("# This run's report\n")
+
+    summary, outputs = _summary(tmp_path, {**RESULT, "version": None}, "0", touch=False)
+    assert "# This run's report" in summary
+    assert "last week" not in summary
+    assert outputs["report"] == "logs/reports/dry-run/report.md"
 
 
 @needs_jq
