@@ -33,7 +33,7 @@ from marketpredictor_train.data.loader import EMPTY_DATASET, years_before
 from marketpredictor_train.data.schema import OHLCV_COLUMNS, describe_list
 from marketpredictor_train.data.universe import DEFAULT_UNIVERSE
 from marketpredictor_train.errors import DataError
-from marketpredictor_train.progress import ProgressCallback, report
+from marketpredictor_train.progress import ProgressCallback, ProgressEvent, report
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -502,8 +502,11 @@ def refresh_cache(
     Fresh tickers are not touched; stale ones get only the missing recent days (plus
     an overlap that detects re-adjusted history); missing, corrupt or too-short ones
     are fetched in full (all of them with ``full``). A ticker that fails to download
-    but has cached bars keeps them (status 'stale'). Offline, nothing is downloaded.
+    but has cached bars keeps them (status 'stale'). Offline runs never get here: they
+    read the cache as it is (see load_yahoo).
     """
+    if settings.offline:
+        raise ValueError("refresh_cache downloads; offline runs read the cache with load_yahoo")
     cache = OhlcvCache(settings.cache_dir, SOURCE)
     tickers = universe(settings)
     start, through = window(settings)
@@ -524,13 +527,12 @@ def refresh_cache(
         else:
             plan[start].append(ticker)
 
-    if settings.offline:
-        raise ValueError("refresh_cache downloads; offline runs read the cache with load_yahoo")
-
     backoff = Backoff.from_settings(settings)
     end = through + dt.timedelta(days=1)  # yfinance's end is exclusive
     retries = 0
     refetch: list[str] = []
+    total = sum(len(group) for group in plan.values())
+    done = 0
     for fetch_from, group in sorted(plan.items()):
         got = download_daily(
             group,
@@ -538,9 +540,10 @@ def refresh_cache(
             end,
             backoff=backoff,
             batch_size=settings.download_batch_size,
-            progress=progress,
+            progress=_shifted(progress, done, total),
             rng=rng,
         )
+        done += len(group)
         retries += got.retries
         for ticker in group:
             if ticker in got.frames:
@@ -588,6 +591,17 @@ def refresh_cache(
     for ticker, why in report_.failed.items():
         log.warning("ticker left out", ticker=ticker, reason=why)
     return report_
+
+
+def _shifted(progress: ProgressCallback | None, done: int, total: int) -> ProgressCallback | None:
+    """Progress of one group of tickers as part of the whole download."""
+    if progress is None:
+        return None
+
+    def forward(event: ProgressEvent) -> None:
+        progress(ProgressEvent(event.stage, done + event.completed, total, event.description))
+
+    return forward
 
 
 def _store(
