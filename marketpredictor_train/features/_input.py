@@ -24,8 +24,8 @@ def _listing(items: Sequence[str], total: int) -> str:
 def prepare(ohlcv: pl.DataFrame | pl.LazyFrame, columns: Sequence[str]) -> pl.DataFrame:
     """Return ``ticker, date, *columns`` (values as Float64) sorted by (ticker, date).
 
-    Raises :class:`DataError` for a missing or mistyped column, a null or NaN value, or a
-    (ticker, date) that appears twice.
+    Raises :class:`DataError` for a missing or mistyped column, a null, NaN or infinite
+    value, or a (ticker, date) that appears twice.
     """
     if isinstance(ohlcv, pl.DataFrame):
         lf = ohlcv.lazy()
@@ -58,25 +58,32 @@ def prepare(ohlcv: pl.DataFrame | pl.LazyFrame, columns: Sequence[str]) -> pl.Da
             f"{', '.join(str(schema[c]) for c in not_numeric)}.",
         )
 
-    frame = (
-        lf.select(
-            pl.col("ticker").cast(pl.String),
-            pl.col("date"),
-            *(pl.col(c).cast(pl.Float64) for c in columns),
-        )
-        .sort("ticker", "date")
-        .collect()
-    )
+    frame = lf.select(
+        pl.col("ticker").cast(pl.String),
+        pl.col("date"),
+        *(pl.col(c).cast(pl.Float64) for c in columns),
+    ).collect()
     _check_missing_values(frame, columns)
-    _check_duplicates(frame)
+    if not _strictly_ordered(frame):
+        frame = frame.sort("ticker", "date")
+        _check_duplicates(frame)
     return frame
+
+
+def _strictly_ordered(frame: pl.DataFrame) -> bool:
+    """Whether rows are already sorted by (ticker, date) with no repeated pair, the usual
+    case for data from the data layer: then neither a sort nor a duplicate scan is needed."""
+    ticker, date = pl.col("ticker"), pl.col("date")
+    prev_ticker = ticker.shift(1)
+    ahead = (ticker > prev_ticker) | ((ticker == prev_ticker) & (date > date.shift(1)))
+    return bool(frame.select(ahead.slice(1).all()).item())
 
 
 def _check_missing_values(frame: pl.DataFrame, columns: Sequence[str]) -> None:
     bad_row = pl.any_horizontal(
         pl.col("ticker").is_null(),
         pl.col("date").is_null(),
-        *(pl.col(c).is_null() | pl.col(c).is_nan() for c in columns),
+        *(pl.col(c).is_null() | ~pl.col(c).is_finite() for c in columns),
     )
     if not frame.select(bad_row.any()).item():
         return
@@ -86,7 +93,7 @@ def _check_missing_values(frame: pl.DataFrame, columns: Sequence[str]) -> None:
     )
     shown = [f"{t} ({n} rows from {d})" for t, n, d in per_ticker.head(_SHOW).iter_rows()]
     raise DataError(
-        f"OHLCV data has {bad.height} row(s) with a missing or NaN value in "
+        f"OHLCV data has {bad.height} row(s) with a missing, NaN or infinite value in "
         f"{', '.join(['ticker', 'date', *columns])}: {_listing(shown, per_ticker.height)}.",
         hint="Drop or repair those rows in the data source; indicators are not computed "
         "over gaps and missing values are never guessed.",

@@ -1,12 +1,19 @@
-"""What each native indicator kind produces: column names, warm-up lengths, whether the
-model sees the column, and the Polars expression computing it.
+"""What each native indicator kind computes: its feature columns (names, warm-up lengths,
+whether the model sees them) and the hidden intermediate columns they are built from.
 
 Column names derive only from the kind and its parameters (``bb_pctb_20_2``), so a name
-always means one computation. Raw indicators keep their natural units (price, shares);
-the model sees scale-free versions: ``<raw>_rel`` is the raw value divided by the close
-(price differences: MACD, ATR, standard deviation) and ``<raw>_dist`` is
-``close / raw - 1`` (price-level lines: SMA, EMA, VWAP); oscillators, changes and ratios
-are scale-free as they are.
+always means one computation, and indicators that need the same intermediate (the 20-day
+SMA, the true range, a running volume total) share one column. Raw indicators keep their
+natural units (price, shares); the model sees scale-free versions: ``<raw>_rel`` is the
+raw value divided by the close (price differences: MACD, ATR, standard deviation) and
+``<raw>_dist`` is ``close / raw - 1`` (price-level lines: SMA, EMA, VWAP); oscillators,
+changes and ratios are scale-free as they are.
+
+Staging for speed: stateful steps (running totals, exponential smoothing, rolling standard
+deviation) are separate *per ticker* columns evaluated with ``.over(ticker)``; everything
+else is row-wise on whole columns (see ``_core``). Rolling sums come from differences of a
+per-ticker running total, so the 10-, 20- and 50-day SMAs share one cumulative sum of the
+close; the seeds of TA-Lib's smoothings are one sum per ticker.
 """
 
 from __future__ import annotations
@@ -17,138 +24,325 @@ from dataclasses import dataclass
 import polars as pl
 
 from marketpredictor_train.features import momentum, trend, volatility, volume
+from marketpredictor_train.features._core import (
+    POSITION,
+    TICKER_ID,
+    ema_alpha,
+    lag,
+    null_before,
+    position_column,
+    ratio,
+    running_total,
+    seeded,
+    short_window_mean,
+    smooth,
+    ticker_id_column,
+    wilder_alpha,
+    window_sum_at,
+    window_total,
+)
 from marketpredictor_train.features.spec import Indicator, _format_value
 
 HIGH, LOW, CLOSE, VOLUME = (pl.col(c) for c in ("high", "low", "close", "volume"))
 
 
 @dataclass(frozen=True)
-class Output:
-    """One feature column.
+class Column:
+    """One computed column: a feature, or a hidden intermediate (name starting ``__``).
 
-    ``per_ticker`` expressions read a ticker's history and are evaluated with
-    ``.over("ticker")``; the others combine columns of the same row. ``expr`` is None for
-    a column computed outside Polars (the pandas-ta bridge).
+    ``per_ticker`` expressions carry state along a ticker's history and are evaluated with
+    ``.over(ticker)``; ``scalar`` ones among them give one value per ticker, repeated on
+    its rows. The others are row-wise. ``expr`` is None for a column computed outside
+    Polars (the pandas-ta bridge). ``warmup`` is the number of leading rows of each
+    ticker that are null; ``model`` marks the scale-free columns the model trains on.
     """
 
     name: str
-    warmup: int
-    model: bool
     expr: pl.Expr | None
-    per_ticker: bool = True
+    per_ticker: bool = False
+    warmup: int = 0
+    model: bool = False
+    scalar: bool = False
+
+    @property
+    def is_feature(self) -> bool:
+        return not self.name.startswith("__")
+
+
+def hidden(name: str, expr: pl.Expr, *, per_ticker: bool = False) -> Column:
+    return Column(f"__{name}", expr, per_ticker)
+
+
+def feature(
+    name: str, expr: pl.Expr, warmup: int, *, model: bool, per_ticker: bool = False
+) -> Column:
+    return Column(name, expr, per_ticker, warmup, model)
+
+
+def ref(column: Column) -> pl.Expr:
+    return pl.col(column.name)
+
+
+def rel(raw: Column) -> Column:
+    """``raw / close``: a price difference as a fraction of the price."""
+    return feature(f"{raw.name}_rel", ratio(ref(raw), CLOSE), raw.warmup, model=True)
+
+
+def dist(raw: Column) -> Column:
+    """``close / raw - 1``: how far the close is above a price-level line."""
+    return feature(f"{raw.name}_dist", ratio(CLOSE, ref(raw)) - 1.0, raw.warmup, model=True)
 
 
 def _suffix(ind: Indicator, *names: str) -> str:
     return "_".join(_format_value(ind.param(n)) for n in names)
 
 
-def rel(raw: str, warmup: int) -> Output:
-    """``raw / close``: a price difference as a fraction of the price."""
-    return Output(f"{raw}_rel", warmup, True, pl.col(raw) / CLOSE, per_ticker=False)
+# Intermediates shared by several indicators.
+TICKER = Column(TICKER_ID, ticker_id_column(pl.col("ticker")))
+POS = Column(POSITION, position_column(pl.col(TICKER_ID)))
+PREV_CLOSE = hidden("prev_close", lag(CLOSE, 1))
+CHANGE = hidden("change", CLOSE - ref(PREV_CLOSE))
+TRUE_RANGE = hidden("true_range", volatility.true_range(HIGH, LOW, ref(PREV_CLOSE)))
+CLOSE_TOTAL = hidden("close_total", running_total(CLOSE), per_ticker=True)
+VOLUME_TOTAL = hidden("volume_total", running_total(VOLUME), per_ticker=True)
+BASE = [TICKER, POS, PREV_CLOSE, CHANGE]
 
 
-def dist(raw: str, warmup: int) -> Output:
-    """``close / raw - 1``: how far the close is above a price-level line."""
-    return Output(f"{raw}_dist", warmup, True, CLOSE / pl.col(raw) - 1.0, per_ticker=False)
+def _smoothed(
+    name: str, x: pl.Expr, alpha: float, seed_at: int, seed: pl.Expr, *, skip_nulls: bool = False
+) -> list[Column]:
+    """A TA-Lib seeded smoothing of ``x``: the seeded input (``seed``'s value on row
+    ``seed_at``, row-wise), then the per-ticker recursion. The last column is the result."""
+    start = hidden(f"{name}_input", seeded(x, seed_at, seed))
+    result = hidden(name, smooth(ref(start), alpha, skip_nulls=skip_nulls), per_ticker=True)
+    return [start, result]
 
 
-def _rsi(ind: Indicator) -> list[Output]:
+def _first_sum(x: Column | pl.Expr, start: int, length: int) -> tuple[Column, pl.Expr]:
+    """A per-ticker column holding the sum of ``x`` over positions
+    ``start .. start + length - 1``, and a reference to it."""
+    name = x.name[2:] if isinstance(x, Column) else x.meta.output_name()
+    expr = ref(x) if isinstance(x, Column) else x
+    column = Column(
+        f"__{name}_sum_{start}_{length}", window_sum_at(expr, start, length), True, scalar=True
+    )
+    return column, ref(column)
+
+
+def _wilder(name: str, x: Column, length: int) -> list[Column]:
+    """Wilder's RMA of ``x`` (valid from position 1) seeded with the mean of its first
+    ``length`` values, as TA-Lib's RSI and ATR: first value at position ``length``."""
+    seed, first_sum = _first_sum(x, 1, length)
+    return [seed, *_smoothed(name, ref(x), wilder_alpha(length), length, first_sum / length)]
+
+
+def _sma(n: int) -> list[Column]:
+    return [TICKER, POS, CLOSE_TOTAL, hidden(f"sma_{n}", window_total(ref(CLOSE_TOTAL), n) / n)]
+
+
+def _ema(n: int, seed_at: int | None = None) -> list[Column]:
+    """TA-Lib's EMA of the close, seeded with the SMA of the ``n`` closes up to ``seed_at``
+    (default ``n - 1``, the first full window; MACD's fast EMA starts later)."""
+    name = f"ema_{n}" if seed_at is None else f"ema_{n}_from_{seed_at}"
+    seed_at = n - 1 if seed_at is None else seed_at
+    seed, first_sum = _first_sum(CLOSE, seed_at - n + 1, n)
+    return [TICKER, POS, seed, *_smoothed(name, CLOSE, ema_alpha(n), seed_at, first_sum / n)]
+
+
+def _std(n: int) -> Column:
+    return hidden(f"std_{n}", volatility.stddev(CLOSE, n), per_ticker=True)
+
+
+def _volume_sum(n: int) -> list[Column]:
+    return [
+        TICKER,
+        POS,
+        VOLUME_TOTAL,
+        hidden(f"volume_sum_{n}", window_total(ref(VOLUME_TOTAL), n)),
+    ]
+
+
+def _rsi(ind: Indicator) -> list[Column]:
     n = ind.param("length")
-    return [Output(f"rsi_{n}", n, True, momentum.rsi(CLOSE, n))]
+    gain = hidden("gain", momentum.gain(ref(CHANGE)))
+    loss = hidden("loss", momentum.loss(ref(CHANGE)))
+    avg_gain = _wilder(f"avg_gain_{n}", gain, n)
+    avg_loss = _wilder(f"avg_loss_{n}", loss, n)
+    value = momentum.rsi(ref(avg_gain[-1]), ref(avg_loss[-1]))
+    return [*BASE, gain, loss, *avg_gain, *avg_loss, feature(f"rsi_{n}", value, n, model=True)]
 
 
-def _macd(ind: Indicator) -> list[Output]:
+def _macd(ind: Indicator) -> list[Column]:
     fast, slow, signal = ind.param("fast"), ind.param("slow"), ind.param("signal")
     s = _suffix(ind, "fast", "slow", "signal")
-    warm = slow + signal - 2
-    line, sig, hist = momentum.macd(CLOSE, fast, slow, signal)
-    names = (f"macd_{s}", f"macd_signal_{s}", f"macd_hist_{s}")
-    raw = [Output(n, warm, False, e) for n, e in zip(names, (line, sig, hist), strict=True)]
-    return [*raw, *(rel(n, warm) for n in names)]
+    first = momentum.macd_first_valid(slow, signal)
+    fast_ema = _ema(fast, seed_at=momentum.macd_seed_position(slow))
+    slow_ema = _ema(slow)
+    line = hidden(f"macd_line_{fast}_{slow}", ref(fast_ema[-1]) - ref(slow_ema[-1]))
+    line_seed, line_sum = _first_sum(line, momentum.macd_seed_position(slow), signal)
+    signal_line = _smoothed(
+        f"macd_signal_{fast}_{slow}_{signal}",
+        ref(line),
+        ema_alpha(signal),
+        first,
+        line_sum / signal,
+    )
+    public_line = feature(f"macd_{s}", null_before(ref(line), first), first, model=False)
+    sig = feature(f"macd_signal_{s}", ref(signal_line[-1]), first, model=False)
+    hist = feature(f"macd_hist_{s}", ref(public_line) - ref(sig), first, model=False)
+    raw = [public_line, sig, hist]
+    return [*fast_ema, *slow_ema, line, line_seed, *signal_line, *raw, *(rel(c) for c in raw)]
 
 
-def _stoch(ind: Indicator) -> list[Output]:
+def _stoch(ind: Indicator) -> list[Column]:
     k, sk, d = ind.param("k"), ind.param("smooth_k"), ind.param("d")
     s = _suffix(ind, "k", "smooth_k", "d")
-    warm = k + sk + d - 3
-    slow_k, slow_d = momentum.stochastic(HIGH, LOW, CLOSE, k, sk, d)
-    return [Output(f"stoch_k_{s}", warm, True, slow_k), Output(f"stoch_d_{s}", warm, True, slow_d)]
+    first = momentum.stochastic_first_valid(k, sk, d)
+    # rolling max/min only select values, so whole-column windows masked to the ticker's
+    # own rows are exact
+    highest = hidden(f"highest_{k}", null_before(HIGH.rolling_max(k), k - 1))
+    lowest = hidden(f"lowest_{k}", null_before(LOW.rolling_min(k), k - 1))
+    fast_k = hidden(f"fast_k_{k}", momentum.raw_stochastic(CLOSE, ref(highest), ref(lowest)))
+    slow_k = hidden(f"slow_k_{k}_{sk}", short_window_mean(ref(fast_k), sk))
+    pct_k = feature(f"stoch_k_{s}", null_before(ref(slow_k), first), first, model=True)
+    pct_d = feature(f"stoch_d_{s}", short_window_mean(ref(slow_k), d), first, model=True)
+    return [TICKER, POS, highest, lowest, fast_k, slow_k, pct_k, pct_d]
 
 
-def _roc(ind: Indicator) -> list[Output]:
+def _roc(ind: Indicator) -> list[Column]:
     n = ind.param("length")
-    return [Output(f"roc_{n}", n, True, momentum.roc(CLOSE, n))]
+    return [TICKER, POS, feature(f"roc_{n}", momentum.roc(CLOSE, n), n, model=True)]
 
 
-def _atr(ind: Indicator) -> list[Output]:
+def _atr(ind: Indicator) -> list[Column]:
     n = ind.param("length")
-    return [Output(f"atr_{n}", n, False, volatility.atr(HIGH, LOW, CLOSE, n)), rel(f"atr_{n}", n)]
+    smoothed = _wilder(f"atr_{n}", TRUE_RANGE, n)
+    raw = feature(f"atr_{n}", ref(smoothed[-1]), n, model=False)
+    return [*BASE, TRUE_RANGE, *smoothed, raw, rel(raw)]
 
 
-def _bbands(ind: Indicator) -> list[Output]:
+def _bbands(ind: Indicator) -> list[Column]:
     n, mult = ind.param("length"), ind.param("mult")
     s = _suffix(ind, "length", "mult")
-    upper, middle, lower, pctb, width = volatility.bollinger(CLOSE, n, mult)
+    sma, std = _sma(n), _std(n)
+    upper, lower = volatility.bollinger_bands(ref(sma[-1]), ref(std), mult)
     warm = n - 1
+    bands = [
+        feature(f"bb_upper_{s}", upper, warm, model=False),
+        feature(f"bb_middle_{s}", ref(sma[-1]), warm, model=False),
+        feature(f"bb_lower_{s}", lower, warm, model=False),
+    ]
+    up, mid, low = (ref(c) for c in bands)
     return [
-        Output(f"bb_upper_{s}", warm, False, upper),
-        Output(f"bb_middle_{s}", warm, False, middle),
-        Output(f"bb_lower_{s}", warm, False, lower),
-        Output(f"bb_pctb_{s}", warm, True, pctb),
-        Output(f"bb_width_{s}", warm, True, width),
+        *sma,
+        std,
+        *bands,
+        feature(f"bb_pctb_{s}", volatility.percent_b(CLOSE, up, low), warm, model=True),
+        feature(f"bb_width_{s}", volatility.bandwidth(up, low, mid), warm, model=True),
     ]
 
 
-def _stddev(ind: Indicator) -> list[Output]:
+def _stddev(ind: Indicator) -> list[Column]:
     n = ind.param("length")
-    return [Output(f"std_{n}", n - 1, False, volatility.stddev(CLOSE, n)), rel(f"std_{n}", n - 1)]
+    std = _std(n)
+    raw = feature(f"std_{n}", ref(std), n - 1, model=False)
+    return [TICKER, std, raw, rel(raw)]
 
 
-def _obv(ind: Indicator) -> list[Output]:
+def _obv(ind: Indicator) -> list[Column]:
     n = ind.param("length")
+    signed = hidden("signed_volume", volume.signed_volume(ref(CHANGE), VOLUME))
+    obv = feature("obv", running_total(ref(signed)), 0, model=False, per_ticker=True)
+    vol_sum = _volume_sum(n)
+    flow = volume.obv_flow(ref(obv), ref(vol_sum[-1]), n)
+    return [*BASE, signed, obv, *vol_sum, feature(f"obv_flow_{n}", flow, n, model=True)]
+
+
+def _vwap(ind: Indicator) -> list[Column]:
+    n = ind.param("length")
+    tpv = hidden("price_volume", volume.typical_price_volume(HIGH, LOW, CLOSE, VOLUME))
+    tpv_total = hidden("price_volume_total", running_total(ref(tpv)), per_ticker=True)
+    tpv_sum = hidden(f"price_volume_sum_{n}", window_total(ref(tpv_total), n))
+    vol_sum = _volume_sum(n)
+    raw = feature(f"vwap_{n}", volume.vwap(ref(tpv_sum), ref(vol_sum[-1])), n - 1, model=False)
+    return [TICKER, POS, tpv, tpv_total, tpv_sum, *vol_sum, raw, dist(raw)]
+
+
+def _volume_sma(ind: Indicator) -> list[Column]:
+    n = ind.param("length")
+    vol_sum = _volume_sum(n)
+    sma = feature(f"volume_sma_{n}", ref(vol_sum[-1]) / n, n - 1, model=False)
+    ratio_ = feature(f"volume_ratio_{n}", ratio(VOLUME, ref(sma)), n - 1, model=True)
+    return [*vol_sum, sma, ratio_]
+
+
+def _adx(ind: Indicator) -> list[Column]:
+    n = ind.param("length")
+    prev_high = hidden("prev_high", lag(HIGH, 1))
+    prev_low = hidden("prev_low", lag(LOW, 1))
+    plus_dm, minus_dm = trend.directional_movement(HIGH, LOW, ref(prev_high), ref(prev_low))
+    moves = [TRUE_RANGE, hidden("plus_dm", plus_dm), hidden("minus_dm", minus_dm)]
+    sums = []
+    for x in moves:
+        seed_column, first_sum = _first_sum(x, 1, n - 1)
+        seed = trend.wilder_sum_seed(first_sum, n)
+        steps = [seed_column]
+        sums.append(
+            [
+                *steps,
+                *_smoothed(f"{x.name[2:]}_wilder_sum_{n}", ref(x), wilder_alpha(n), n - 1, seed),
+            ]
+        )
+    tr_sum, plus_sum, minus_sum = (ref(steps[-1]) for steps in sums)
+    plus_di = feature(
+        f"plus_di_{n}", null_before(trend.directional_index(plus_sum, tr_sum), n), n, model=True
+    )
+    minus_di = feature(
+        f"minus_di_{n}", null_before(trend.directional_index(minus_sum, tr_sum), n), n, model=True
+    )
+    dx = hidden(f"dx_{n}", trend.directional_movement_index(ref(plus_di), ref(minus_di)))
+    # ADX: Wilder's RMA of DX seeded with the mean of its first n values (undefined DX
+    # counts 0, as in TA-Lib); afterwards an undefined DX leaves the ADX unchanged, which
+    # skip_nulls plus carrying the last value over that row reproduces.
+    seed_at = 2 * n - 1
+    dx_seed, dx_sum = _first_sum(dx, n, n)
+    adx_steps = _smoothed(
+        f"adx_{n}", ref(dx), wilder_alpha(n), seed_at, dx_sum / n, skip_nulls=True
+    )
+    adx = feature(
+        f"adx_{n}", null_before(ref(adx_steps[-1]).forward_fill(), seed_at), seed_at, model=True
+    )
     return [
-        Output("obv", 0, False, volume.obv(CLOSE, VOLUME)),
-        Output(f"obv_flow_{n}", n, True, volume.obv_flow(CLOSE, VOLUME, n)),
+        *BASE,
+        TRUE_RANGE,
+        prev_high,
+        prev_low,
+        *moves,
+        *(step for steps in sums for step in steps),
+        dx,
+        dx_seed,
+        *adx_steps,
+        adx,
+        plus_di,
+        minus_di,
     ]
 
 
-def _vwap(ind: Indicator) -> list[Output]:
+def _sma_feature(ind: Indicator) -> list[Column]:
     n = ind.param("length")
-    raw = Output(f"vwap_{n}", n - 1, False, volume.vwap(HIGH, LOW, CLOSE, VOLUME, n))
-    return [raw, dist(raw.name, n - 1)]
+    sma = _sma(n)
+    raw = feature(f"sma_{n}", ref(sma[-1]), n - 1, model=False)
+    return [*sma, raw, dist(raw)]
 
 
-def _volume_sma(ind: Indicator) -> list[Output]:
+def _ema_feature(ind: Indicator) -> list[Column]:
     n = ind.param("length")
-    sma_name = f"volume_sma_{n}"
-    return [
-        Output(sma_name, n - 1, False, volume.volume_sma(VOLUME, n)),
-        Output(f"volume_ratio_{n}", n - 1, True, VOLUME / pl.col(sma_name), per_ticker=False),
-    ]
+    ema = _ema(n)
+    raw = feature(f"ema_{n}", ref(ema[-1]), n - 1, model=False)
+    return [*ema, raw, dist(raw)]
 
 
-def _adx(ind: Indicator) -> list[Output]:
-    n = ind.param("length")
-    plus_di, minus_di, adx = trend.directional(HIGH, LOW, CLOSE, n)
-    return [
-        Output(f"adx_{n}", 2 * n - 1, True, adx),
-        Output(f"plus_di_{n}", n, True, plus_di),
-        Output(f"minus_di_{n}", n, True, minus_di),
-    ]
-
-
-def _sma(ind: Indicator) -> list[Output]:
-    n = ind.param("length")
-    return [Output(f"sma_{n}", n - 1, False, trend.sma(CLOSE, n)), dist(f"sma_{n}", n - 1)]
-
-
-def _ema(ind: Indicator) -> list[Output]:
-    n = ind.param("length")
-    raw = Output(f"ema_{n}", n - 1, False, trend.exponential_ma(CLOSE, n))
-    return [raw, dist(raw.name, n - 1)]
-
-
-NATIVE: dict[str, Callable[[Indicator], list[Output]]] = {
+NATIVE: dict[str, Callable[[Indicator], list[Column]]] = {
     "rsi": _rsi,
     "macd": _macd,
     "stoch": _stoch,
@@ -160,6 +354,6 @@ NATIVE: dict[str, Callable[[Indicator], list[Output]]] = {
     "vwap": _vwap,
     "volume_sma": _volume_sma,
     "adx": _adx,
-    "sma": _sma,
-    "ema": _ema,
+    "sma": _sma_feature,
+    "ema": _ema_feature,
 }

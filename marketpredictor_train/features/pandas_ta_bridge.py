@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from marketpredictor_train.errors import ConfigError
-from marketpredictor_train.features.catalog import Output, dist, rel
+from marketpredictor_train.features.catalog import Column, dist, rel
 from marketpredictor_train.features.spec import PANDAS_TA_KIND, FeatureSpec, Indicator
 
 if TYPE_CHECKING:
@@ -142,13 +142,13 @@ def _probe(ind: Indicator) -> tuple[tuple[str, ...], tuple[int, ...]]:
     return names, tuple(warmups)
 
 
-def outputs(ind: Indicator) -> list[Output]:
+def outputs(ind: Indicator) -> list[Column]:
     """The columns a pandas_ta entry adds (raw values, then their model version)."""
     names, warmups = _probe(ind)
     use = ind.param("model")
-    result: list[Output] = []
+    result: list[Column] = []
     for name, warmup in zip(names, warmups, strict=True):
-        raw = Output(column_name(name), warmup, use == "as_is", None)
+        raw = Column(column_name(name), None, per_ticker=True, warmup=warmup, model=use == "as_is")
         result.append(raw)
         if use == "dist":
             result.append(dist(raw.name, warmup))

@@ -1,45 +1,36 @@
-"""Volatility indicators: true range and ATR, Bollinger Bands, rolling standard deviation.
-
-Each function maps one ticker's price expressions (in date order) to indicator expressions
-with TA-Lib's definitions and warm-up lengths; rows before the warm-up are null.
-"""
+"""Volatility indicators: true range (ATR), Bollinger Bands, rolling standard deviation,
+with TA-Lib's definitions and warm-up lengths (how they are staged: see ``catalog``)."""
 
 from __future__ import annotations
 
 import polars as pl
 
-from marketpredictor_train.features._smoothing import wilder
+from marketpredictor_train.features._core import ratio
 
 
-def true_range(high: pl.Expr, low: pl.Expr, close: pl.Expr) -> pl.Expr:
-    """Wilder's true range; null on the first row, which has no previous close."""
-    prev_close = close.shift(1)
+def true_range(high: pl.Expr, low: pl.Expr, prev_close: pl.Expr) -> pl.Expr:
+    """Wilder's true range; null on a ticker's first row, which has no previous close."""
     widest = pl.max_horizontal(high - low, (high - prev_close).abs(), (low - prev_close).abs())
     # max_horizontal skips nulls, so the first row would silently become high - low.
     return pl.when(prev_close.is_not_null()).then(widest)
 
 
-def atr(high: pl.Expr, low: pl.Expr, close: pl.Expr, length: int) -> pl.Expr:
-    """Average True Range (Wilder smoothing seeded with the SMA of the first ``length`` true
-    ranges); first value at row ``length``."""
-    return wilder(true_range(high, low, close), length, first_valid=1)
-
-
 def stddev(close: pl.Expr, length: int) -> pl.Expr:
-    """Population standard deviation (ddof=0, as TA-Lib's STDDEV) over ``length`` rows."""
+    """Per ticker: population standard deviation (ddof=0, as TA-Lib's STDDEV)."""
     return close.rolling_std(length, ddof=0)
 
 
-def bollinger(
-    close: pl.Expr, length: int, mult: float
-) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
-    """Bollinger Bands: upper, middle (SMA), lower at ``mult`` population standard
-    deviations, then %B (where the close sits between the bands, 0 at the lower and 1 at the
-    upper band) and bandwidth ((upper - lower) / middle)."""
-    middle = close.rolling_mean(length)
-    width = mult * stddev(close, length)
-    upper = middle + width
-    lower = middle - width
-    percent_b = (close - lower) / (upper - lower)
-    bandwidth = (upper - lower) / middle
-    return upper, middle, lower, percent_b, bandwidth
+def bollinger_bands(middle: pl.Expr, std: pl.Expr, mult: float) -> tuple[pl.Expr, pl.Expr]:
+    """Upper and lower Bollinger Band, ``mult`` population standard deviations around the
+    middle band (the SMA)."""
+    return middle + mult * std, middle - mult * std
+
+
+def percent_b(close: pl.Expr, upper: pl.Expr, lower: pl.Expr) -> pl.Expr:
+    """%B: where the close sits between the bands (0 at the lower, 1 at the upper band)."""
+    return ratio(close - lower, upper - lower)
+
+
+def bandwidth(upper: pl.Expr, lower: pl.Expr, middle: pl.Expr) -> pl.Expr:
+    """Band width relative to the middle band, ``(upper - lower) / middle``."""
+    return ratio(upper - lower, middle)
