@@ -28,7 +28,7 @@ from urllib.parse import quote, unquote
 
 import structlog
 
-from marketpredictor_train.data.schema import OHLCV_COLUMNS, sort_ohlcv, validate_ohlcv
+from marketpredictor_train.data.schema import OHLCV_COLUMNS, validate_ohlcv
 from marketpredictor_train.errors import DataError
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ class OhlcvCache:
         except Exception as exc:
             raise CacheCorrupt(f"unreadable data ({_first_line(exc)})") from exc
         _check_schema(frame)
-        problems = verify(frame, {ticker: meta})
+        frame, problems = verified(frame, {ticker: meta})
         if problems:
             raise CacheCorrupt(problems[ticker])
         return frame, meta
@@ -216,17 +216,15 @@ class OhlcvCache:
                 bad.update(unreadable)
                 for ticker in unreadable:
                     metas.pop(ticker, None)
-            problems = verify(frame, metas)
-            if problems:
-                bad.update(problems)
-                frame = frame.filter(~pl.col("ticker").is_in(list(problems)))
-                for ticker in problems:
-                    metas.pop(ticker, None)
+            frame, problems = verified(frame, metas)
+            bad.update(problems)
+            for ticker in problems:
+                metas.pop(ticker, None)
         for ticker, problem in bad.items():
             log.warning("cache file cannot be trusted", ticker=ticker, problem=problem)
-        if since is not None:
+        if since is not None and any(m.first < since for m in metas.values()):
             frame = frame.filter(pl.col("date") >= since)
-        return sort_ohlcv(frame), metas, bad
+        return frame, metas, bad
 
     def _load_one_by_one(self, entries: list[CacheEntry]) -> tuple[pl.DataFrame, dict[str, str]]:
         import polars as pl
@@ -367,17 +365,32 @@ def verify(frame: pl.DataFrame, metas: dict[str, CacheMeta]) -> dict[str, str]:
             )
         elif not _close(row["p"], meta.price_sum) or not _close(row["v"], meta.volume_sum):
             problems[ticker] = "values differ from the fingerprint written with them"
-    clean = frame.filter(~pl.col("ticker").is_in(list(problems))) if problems else frame
-    try:
-        validate_ohlcv(clean)
-    except DataError:
-        # Rare (a corrupted value that still matches its sums): find the tickers at fault.
-        for ticker, part in clean.partition_by("ticker", as_dict=True).items():
-            try:
-                validate_ohlcv(part)
-            except DataError as exc:
-                problems[str(ticker[0])] = "bars fail the OHLCV checks: " + exc.message
     return problems
+
+
+def verified(
+    frame: pl.DataFrame, metas: dict[str, CacheMeta]
+) -> tuple[pl.DataFrame, dict[str, str]]:
+    """The frame without the tickers that fail ``verify`` or the OHLCV checks, validated
+    and sorted; and {ticker: problem} of those left out."""
+    import polars as pl
+
+    problems = verify(frame, metas)
+    clean = frame.filter(~pl.col("ticker").is_in(list(problems))) if problems else frame
+    if clean.height == 0:
+        return clean, problems
+    try:
+        return validate_ohlcv(clean), problems
+    except DataError:
+        pass
+    # Rare (a corrupted value that still matches its sums): find the tickers at fault.
+    for ticker, part in clean.partition_by("ticker", as_dict=True).items():
+        try:
+            validate_ohlcv(part)
+        except DataError as exc:
+            problems[str(ticker[0])] = "bars fail the OHLCV checks: " + exc.message
+    clean = frame.filter(~pl.col("ticker").is_in(list(problems)))
+    return (validate_ohlcv(clean) if clean.height else clean), problems
 
 
 def _check_schema(frame: pl.DataFrame) -> None:

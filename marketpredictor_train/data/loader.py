@@ -132,8 +132,11 @@ def apply_period(frame: pl.DataFrame, years: int) -> pl.DataFrame:
 
     if frame.height == 0:
         return frame
-    last: dt.date = frame.get_column("date").max()  # type: ignore[assignment]
-    return frame.filter(pl.col("date") > years_before(last, years))
+    dates = frame.get_column("date")
+    cutoff = years_before(dates.max(), years)  # type: ignore[arg-type]
+    if dates.min() > cutoff:  # type: ignore[operator]
+        return frame  # already inside the window: no copy
+    return frame.filter(pl.col("date") > cutoff)
 
 
 def years_before(day: dt.date, years: int) -> dt.date:

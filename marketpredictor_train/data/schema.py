@@ -380,8 +380,9 @@ def sort_ohlcv(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def tickers_in(frame: pl.DataFrame) -> list[str]:
-    """Tickers of a canonical frame, in order."""
-    return frame.get_column("ticker").unique(maintain_order=True).to_list()
+    """Tickers of a canonical frame (sorted by ticker), in order."""
+    # Run-length encoding of the sorted column: no hashing of a million strings.
+    return frame.get_column("ticker").rle().struct.field("value").to_list()
 
 
 def describe_list(items: Iterable[str], limit: int = 10) -> str:

@@ -254,3 +254,25 @@ def test_concurrent_writers_never_lose_or_break_the_file(tmp_path):
     assert frame.height == len(written) == meta.rows
     assert frame["date"].is_unique().all()
     assert not [p for p in os.listdir(tmp_path / "yahoo" / "daily") if p.endswith(".tmp")]
+
+
+def test_bars_that_keep_their_sums_but_break_the_checks_are_caught(fake_yahoo):
+    """Swapping high and low keeps every fingerprint sum; the OHLCV checks still see it."""
+    s = settings()
+    first = load_ohlcv(s)
+    path = cache_of(s).path("BBB")
+    table = pq.read_table(path)
+    frame = pl.from_arrow(table)
+    swap = pl.int_range(pl.len()) == 3
+    frame = frame.with_columns(
+        pl.when(swap).then(pl.col("low")).otherwise(pl.col("high")).alias("high"),
+        pl.when(swap).then(pl.col("high")).otherwise(pl.col("low")).alias("low"),
+    )
+    pq.write_table(frame.to_arrow().replace_schema_metadata(table.schema.metadata), path)
+    with pytest.raises(CacheCorrupt, match="high below low"):
+        cache_of(s).read("BBB")
+    fake_yahoo.calls.clear()
+    again = load_ohlcv(s)
+    assert again.frame.equals(first.frame)
+    assert len(fake_yahoo.requested("BBB")) == 1
+    assert fake_yahoo.requested("AAA") == []
