@@ -66,7 +66,14 @@ JsonOpt = Annotated[
 
 @data_app.command("fetch")
 def fetch(
-    tickers: TickersOpt = None,
+    tickers: Annotated[
+        str | None,
+        typer.Option(
+            "--tickers",
+            help="Comma-separated tickers [default: the tickers setting, else the default "
+            "universe of a few dozen US large caps].",
+        ),
+    ] = None,
     period: PeriodOpt = None,
     full: Annotated[
         bool,
@@ -128,7 +135,12 @@ def fetch(
 
 @data_app.command("info")
 def info(
-    tickers: TickersOpt = None,
+    tickers: Annotated[
+        str | None,
+        typer.Option(
+            "--tickers", help="Comma-separated tickers to show [default: every cached ticker]."
+        ),
+    ] = None,
     verify: Annotated[
         bool,
         typer.Option(
@@ -197,13 +209,13 @@ def check(
         typer.Option("--offline", help="yahoo: use only the cache; no network."),
     ] = None,
     min_history: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--min-history",
             min=0,
             help="Leave out tickers with fewer rows than this in the period [default: 0].",
         ),
-    ] = 0,
+    ] = None,
     cache_dir: CacheDirOpt = None,
     json_output: JsonOpt = False,
     logs_dir: LogsDirOpt = None,
@@ -231,7 +243,7 @@ def check(
     from marketpredictor_train.data import load_ohlcv, ticker_summary
 
     with _progress(settings) as progress:
-        loaded = load_ohlcv(settings, min_history=min_history, progress=progress)
+        loaded = load_ohlcv(settings, min_history=min_history or 0, progress=progress)
     summary = ticker_summary(loaded.frame)
     if json_output:
         _print_json(
