@@ -23,6 +23,8 @@ from marketpredictor_train.data.schema import validate_ohlcv
 from marketpredictor_train.errors import DataError
 
 if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
     import polars as pl
 
 log = structlog.get_logger(__name__)
@@ -34,8 +36,8 @@ SAMPLE_FILE = ("_data", "stocks.csv.gz")
 _SPLIT_THRESHOLD = 1.4
 
 
-def sample_data_path() -> str:
-    """Where the installed sample CSV lives (inside the bokeh-sampledata package)."""
+def sample_data_file() -> Traversable:
+    """The installed sample CSV (inside the bokeh-sampledata package)."""
     try:
         ref = resources.files(SAMPLE_PACKAGE).joinpath(*SAMPLE_FILE)
     except ModuleNotFoundError as exc:
@@ -49,17 +51,17 @@ def sample_data_path() -> str:
             f"The sample data file {'/'.join(SAMPLE_FILE)} is missing from bokeh-sampledata.",
             hint="Reinstall bokeh-sampledata (uv sync --reinstall-package bokeh-sampledata).",
         )
-    return str(ref)
+    return ref
 
 
 def load_sample() -> pl.DataFrame:
     """All sample tickers, split- and dividend-adjusted, validated and sorted."""
     import polars as pl
 
-    raw = pl.read_csv(
-        sample_data_path(),
-        schema_overrides={"Volume": pl.Float64, "Date": pl.String},
-    )
+    source = sample_data_file()
+    # as_file: a real path even when the package is installed zipped.
+    with resources.as_file(source) as path:
+        raw = pl.read_csv(path, schema_overrides={"Volume": pl.Float64, "Date": pl.String})
     frame = validate_ohlcv(raw, origin="the sample data")
     factor = pl.col("adj_close") / pl.col("close")
     step = (factor / factor.shift().over("ticker")).fill_null(1.0)
@@ -73,5 +75,5 @@ def load_sample() -> pl.DataFrame:
         pl.col("adj_close").alias("close"),
         (pl.col("volume") * later_splits).alias("volume"),
     )
-    log.debug("sample data loaded", rows=adjusted.height, path=sample_data_path())
+    log.debug("sample data loaded", rows=adjusted.height, file=str(source))
     return adjusted
