@@ -54,6 +54,11 @@ def sample_data_file() -> Traversable:
     return ref
 
 
+def sample_data_path() -> str:
+    """Where the sample CSV lives, as text (for messages and install checks)."""
+    return str(sample_data_file())
+
+
 def load_sample() -> pl.DataFrame:
     """All sample tickers, split- and dividend-adjusted, validated and sorted."""
     import polars as pl
