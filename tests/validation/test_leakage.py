@@ -1,0 +1,134 @@
+"""Leakage is caught: a feature that reads tomorrow's close stops the run, training rows
+whose label reaches into the backtest are purged, and (the stakes) the same leak left
+unguarded turns a random walk into a ~100% "model"."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from marketpredictor_train import api, features
+from marketpredictor_train.errors import TrainingError
+from tests.validation.markets import market
+
+_honest_build_features = features.build_features
+
+
+def leaky_build_features(ohlcv, spec=None):
+    """The honest features, except that roc_1 is tomorrow's return: look-ahead."""
+    honest = _honest_build_features(ohlcv, spec)
+    frame = ohlcv.collect() if isinstance(ohlcv, pl.LazyFrame) else ohlcv
+    close = pl.col("close")
+    tomorrow = frame.sort("ticker", "date").select(
+        "ticker", "date", (close.shift(-1).over("ticker") / close - 1).alias("_leak")
+    )
+    return (
+        honest.join(tomorrow, on=["ticker", "date"], how="left")
+        .with_columns(pl.col("_leak").alias("roc_1"))
+        .drop("_leak")
+        .sort("ticker", "date")
+    )
+
+
+@pytest.fixture
+def leaky(monkeypatch):
+    monkeypatch.setattr(features, "build_features", leaky_build_features)
+
+
+def test_lookahead_guard_passes_the_honest_features():
+    from marketpredictor_train.validation.leakage import check_no_lookahead
+
+    frame = market(seed=1, tickers=("AAA", "BBB"), days=300)
+    check_no_lookahead(frame, features.default_spec(), dt.date(2020, 9, 1))
+
+
+def test_lookahead_guard_names_a_feature_that_reads_tomorrow(leaky):
+    from marketpredictor_train.validation.leakage import check_no_lookahead
+
+    frame = market(seed=1, tickers=("AAA", "BBB"), days=300)
+    with pytest.raises(TrainingError, match="look-ahead detected.*roc_1"):
+        check_no_lookahead(frame, features.default_spec(), dt.date(2020, 9, 1))
+
+
+def test_train_refuses_a_leaky_feature_before_fitting(leaky, random_walk, settings_for):
+    with pytest.raises(TrainingError, match="look-ahead detected.*roc_1") as caught:
+        api.train(settings_for(random_walk))
+    assert caught.value.exit_code == 1
+    assert not list(pytest.importorskip("pathlib").Path("models").glob("*.bin"))
+
+
+def test_an_unguarded_leak_scores_near_100_percent_where_honesty_scores_50(
+    leaky, monkeypatch, random_walk, random_walk_run, settings_for
+):
+    """Why the guard exists: with it switched off, the pipeline's own split and labels
+    let tomorrow's close through and a random walk looks perfectly predictable. The
+    honest run on the same data stays near 50%."""
+    from marketpredictor_train.validation import leakage
+
+    monkeypatch.setattr(leakage, "check_no_lookahead", lambda *a, **k: None)
+    leaked = api.train(settings_for(random_walk, dry_run=True))
+    _, honest = random_walk_run
+    assert leaked.metrics["accuracy"] > 0.9
+    assert abs(honest.metrics["accuracy"] - 0.5) < 0.06
+    assert any("far above what honest" in w for w in leaked.warnings)
+
+
+def test_training_rows_whose_label_reaches_into_the_backtest_are_purged():
+    """A ticker with missing days reaches further in `horizon` of its own rows than the
+    market calendar's purge gap: those training rows are dropped."""
+    from marketpredictor_train.dataset import build_dataset
+    from marketpredictor_train.validation.leakage import enforce_purge
+
+    horizon = 5
+    frame = market(seed=3, tickers=("AAA", "BBB"), days=420)
+    calendar = frame.get_column("date").unique().sort()
+    # BBB misses 10 trading days around the end of its training data
+    dataset = build_dataset(
+        frame,
+        features.default_spec(),
+        horizon=horizon,
+        dead_band=0.0,
+        backtest_months=3,
+        purge_gap=horizon,
+    )
+    end = calendar.to_list().index(dataset.window.train_end)
+    gap = calendar[end - 4 : end + 6].to_list()
+    gappy = frame.filter(~((pl.col("ticker") == "BBB") & pl.col("date").is_in(gap)))
+    dataset = build_dataset(
+        gappy,
+        features.default_spec(),
+        horizon=horizon,
+        dead_band=0.0,
+        backtest_months=3,
+        purge_gap=horizon,
+    )
+    purged = enforce_purge(dataset, gappy, horizon)
+    assert purged.train.height < dataset.train.height
+    label_end = gappy.sort("ticker", "date").with_columns(
+        pl.col("date").shift(-horizon).over("ticker").alias("label_end")
+    )
+    ends = purged.train.join(label_end, on=["ticker", "date"]).get_column("label_end")
+    assert ends.max() < dataset.window.backtest_start
+
+
+def test_a_broken_split_stops_the_run():
+    from marketpredictor_train.dataset import build_dataset
+    from marketpredictor_train.validation.leakage import enforce_purge
+
+    frame = market(seed=3, tickers=("AAA",), days=420)
+    dataset = build_dataset(
+        frame,
+        features.default_spec(),
+        horizon=1,
+        dead_band=0.0,
+        backtest_months=3,
+        purge_gap=1,
+    )
+    overlapping = dataclasses.replace(
+        dataset, train=pl.concat([dataset.train, dataset.backtest.head(5)])
+    )
+    with pytest.raises(TrainingError, match="chronological split is broken"):
+        enforce_purge(overlapping, frame, 1)
