@@ -35,6 +35,25 @@ class ModelType(ABC):
     def fit(self, X: np.ndarray, y: np.ndarray) -> None:
         """Fit on features ``X`` (n_rows x n_features, float) and labels ``y`` (0/1)."""
 
+    def fit_with_validation(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_valid: np.ndarray,
+        y_valid: np.ndarray,
+        *,
+        trial: optuna.Trial | None = None,
+    ) -> None:
+        """Fit on (``X``, ``y``) for one tuning fold, watching the log loss on the fold's
+        validation rows.
+
+        A model type that trains in rounds reports that log loss to ``trial`` after each
+        round and raises ``optuna.TrialPruned`` when ``trial.should_prune()`` says so (the
+        optuna-integration pruning callbacks do exactly this). ``trial`` only needs
+        Optuna's ``report``, ``should_prune`` and ``study``. The default is a plain fit:
+        the tuner then prunes between folds only."""
+        self.fit(X, y)
+
     @abstractmethod
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Probability that each row's label is 1 (up), as a 1-D float array."""
@@ -52,7 +71,14 @@ class ModelType(ABC):
     def from_bytes(
         cls, payload: bytes, params: Mapping[str, Any] | None = None, *, device: str = "cpu"
     ) -> Self:
-        """Load a model written by ``to_bytes``; must not execute code from the payload."""
+        """Load a model written by ``to_bytes``; must not execute code from the payload,
+        and raises ``ModelFileError`` for a payload it cannot read."""
+
+    @classmethod
+    def gpu_available(cls) -> bool:
+        """Whether the installed model library can fit on the GPU that is present; asked
+        only for types with ``supports_gpu`` on a machine where a GPU is visible."""
+        return cls.supports_gpu
 
     @classmethod
     def search_space(cls, trial: optuna.Trial) -> dict[str, Any]:

@@ -22,6 +22,11 @@ class XGBModelType(ModelType):
         "max_depth": 6,
         "learning_rate": 0.1,
         "eval_metric": "logloss",
+        # XGBoost's own defaults for the other tuned parameters, spelled out so a default
+        # model can be replayed as a tuning trial and compared value by value.
+        "min_child_weight": 1,
+        "subsample": 1.0,
+        "colsample_bytree": 1.0,
     }
 
     def __init__(
@@ -46,6 +51,32 @@ class XGBModelType(ModelType):
         self._model = self._build()
         self._model.fit(X, y, verbose=False)
 
+    def fit_with_validation(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_valid: np.ndarray,
+        y_valid: np.ndarray,
+        *,
+        trial: optuna.Trial | None = None,
+    ) -> None:
+        model = self._build()
+        callbacks = None
+        if trial is not None:
+            from optuna_integration.xgboost import XGBoostPruningCallback
+
+            callbacks = [XGBoostPruningCallback(trial, "validation_0-logloss")]
+        model.set_params(eval_metric="logloss", callbacks=callbacks)
+        model.fit(X, y, eval_set=[(X_valid, y_valid)], verbose=False)
+        model.set_params(callbacks=None)  # the fitted model must not keep the trial alive
+        self._model = model
+
+    @classmethod
+    def gpu_available(cls) -> bool:
+        import xgboost
+
+        return bool(xgboost.build_info().get("USE_CUDA"))
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self._model.predict_proba(X)[:, 1]
 
@@ -59,9 +90,21 @@ class XGBModelType(ModelType):
     def from_bytes(
         cls, payload: bytes, params: Mapping[str, Any] | None = None, *, device: str = "cpu"
     ) -> Self:
+        from xgboost.core import XGBoostError
+
+        from marketpredictor_train.errors import ModelFileError
+
+        # An empty buffer aborts the whole process inside libxgboost instead of raising;
+        # UBJSON (and JSON) models are objects, so anything else is refused up front.
+        if not payload.startswith(b"{"):
+            raise ModelFileError("Not a readable XGBoost model: not a UBJSON/JSON object")
         inst = cls(params, device=device)
         model = inst._build()
-        model.load_model(bytearray(payload))
+        try:
+            model.load_model(bytearray(payload))
+        except XGBoostError as exc:
+            first_line = (str(exc).splitlines() or ["unknown error"])[0]
+            raise ModelFileError(f"Not a readable XGBoost model: {first_line}") from exc
         inst._model = model
         return inst
 

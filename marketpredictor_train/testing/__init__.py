@@ -1,0 +1,1 @@
+"""Test helpers shipped with mptrain for the authors of model-type plugins."""
