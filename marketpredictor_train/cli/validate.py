@@ -132,8 +132,12 @@ def validate(
         )
         setup_logging(settings)
         from marketpredictor_train import api
+        from marketpredictor_train.cli._progress import progress_bars
 
-        result = api.validate(settings, version=version, model_file=model_file)
+        with progress_bars(quiet=settings.quiet) as progress:
+            result = api.validate(
+                settings, version=version, model_file=model_file, progress=progress
+            )
     except MptrainError as exc:
         if output_json is not None:
             from marketpredictor_train.results import failure_document

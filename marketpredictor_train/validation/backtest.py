@@ -229,7 +229,8 @@ def evaluate(
     if dead_band > 0:
         notes.append(
             f"With a dead band of {dead_band:g}, days whose move was inside the band have no "
-            "label and are not backtest rows; the trading view treats them as flat."
+            "label and are not backtest rows; the trading view earns nothing on them (as if "
+            "flat, without the costs of leaving and re-entering)."
         )
     scored = {
         "n_days": blocks.n_days,
