@@ -82,15 +82,15 @@ def _stages(columns: list[Column]) -> list[list[Column]]:
 
     def visit(column: Column) -> tuple[int, int]:
         if column.name not in depth:
-            if column.expr is None:  # computed before the query
+            if column.expr is None:  # computed before the stages (pandas-ta)
                 deps: list[Column] = []
             else:
                 deps = [by_name[n] for n in column.expr.meta.root_names() if n in by_name]
-            if column.per_ticker:
-                deps.append(by_name[TICKER_ID])
+                if column.per_ticker:
+                    deps.append(by_name[TICKER_ID])
             seen = [visit(dep) for dep in deps]
             d = max((x for x, _ in seen), default=0)
-            if column.per_ticker:
+            if column.per_ticker and column.expr is not None:
                 depth[column.name], chain[column.name] = d + 1, 0
             else:
                 steps = max((c for x, c in seen if x == d), default=0)

@@ -193,8 +193,12 @@ class Indicator:
 
     @property
     def label(self) -> str:
-        """A short name for messages: ``rsi(length=14)``."""
-        inner = ", ".join(f"{k}={_format_value(v)}" for k, v in self.params)  # type: ignore[misc]
+        """A short name for messages: ``rsi(length=14)``, ``pandas_ta cmo(length=9)``."""
+        params = dict(self.params)  # type: ignore[arg-type]
+        if self.kind == PANDAS_TA_KIND:
+            inner = ", ".join(f"{k}={v!r}" for k, v in params["kwargs"])
+            return f"pandas_ta {params['function']}({inner})"
+        inner = ", ".join(f"{k}={_format_value(v)}" for k, v in params.items())
         return f"{self.kind}({inner})"
 
     def to_dict(self) -> dict[str, Any]:
