@@ -125,7 +125,7 @@ def _render_validation(
             f"vs production {comparison['production_version']}: {primary} "
             f"{(comparison['primary_difference'] or 0) * scale:+.2f}{unit} "
             f"(95% CI {dci['low'] * scale:+.2f} .. {dci['high'] * scale:+.2f}{unit}, "
-            f"{comparison['verdict']}; McNemar p = {comparison['mcnemar']['p_value']:.3f})",
+            f"{comparison['verdict']}; McNemar p {_p(comparison['mcnemar']['p_value'])})",
             highlight=False,
         )
     trading = validation["trading"]
@@ -136,6 +136,10 @@ def _render_validation(
         f"buy and hold {_pct(hold['cumulative_return'])}, Sharpe {_num2(hold['sharpe'])}.",
         highlight=False,
     )
+
+
+def _p(value: float) -> str:
+    return "< 0.001" if value < 1e-3 else f"= {value:.3f}"
 
 
 def _num2(value: Any) -> str:

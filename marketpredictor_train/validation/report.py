@@ -59,6 +59,11 @@ def points(value: Any) -> str:
     return "-" if value is None else f"{float(value) * 100:+.2f} pts"
 
 
+def p_value(value: float) -> str:
+    """'= 0.0123', or '< 0.0001' rather than a misleading '= 0.0000'."""
+    return "< 0.0001" if value < 1e-4 else f"= {value:.4f}"
+
+
 def metric_cell(name: str, value: Any) -> str:
     return pct(value) if name in ("accuracy", "precision", "recall", "f1") else num(value)
 
@@ -207,7 +212,7 @@ def _sections(
             f"({comparison['primary_difference_method']}): {comparison['verdict']}."
         )
         comp.after.append(
-            f"McNemar mid-p on accuracy: p = {mc['p_value']:.4f} (only the new model right on "
+            f"McNemar mid-p on accuracy: p {p_value(mc['p_value'])} (only the new model right on "
             f"{mc['new_only_correct']:,} rows, only production right on "
             f"{mc['production_only_correct']:,})."
         )
