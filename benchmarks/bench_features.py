@@ -352,10 +352,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{'':34s}{'time (s)':>10s}{'vs mptrain':>12s}{'peak RSS (MB)':>15s}{'+ for the work':>16s}"
     )
     print(
-        f"{'mptrain build_features (best of ' + str(args.repeat) + ')':34s}"
+        f"{'mptrain build_features (best)':34s}"
         f"{ours['best']:10.3f}{1.0:11.2f}x{ours['peak_mb']:15.0f}{ours['extra_mb']:16.0f}"
     )
-    print(f"{'  first run':34s}{ours['first']:10.3f}")
+    print(f"{'  first call in a fresh process':34s}{ours['first']:10.3f}")
     print(
         f"{'TA-Lib per-ticker loop (best)':34s}{lib['best']:10.3f}"
         f"{lib['best'] / ours['best']:11.2f}x{lib['peak_mb']:15.0f}{lib['extra_mb']:16.0f}"

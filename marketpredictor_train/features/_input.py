@@ -25,7 +25,7 @@ def prepare(ohlcv: pl.DataFrame | pl.LazyFrame, columns: Sequence[str]) -> pl.Da
     """Return ``ticker, date, *columns`` (values as Float64) sorted by (ticker, date).
 
     Raises :class:`DataError` for a missing or mistyped column, a null, NaN or infinite
-    value, or a (ticker, date) that appears twice.
+    value, a price <= 0 or a negative volume, or a (ticker, date) that appears twice.
     """
     if isinstance(ohlcv, pl.DataFrame):
         lf = ohlcv.lazy()
@@ -64,6 +64,7 @@ def prepare(ohlcv: pl.DataFrame | pl.LazyFrame, columns: Sequence[str]) -> pl.Da
         *(pl.col(c).cast(pl.Float64) for c in columns),
     ).collect()
     _check_missing_values(frame, columns)
+    _check_signs(frame, columns)
     if not _strictly_ordered(frame):
         frame = frame.sort("ticker", "date")
         _check_duplicates(frame)
@@ -97,6 +98,23 @@ def _check_missing_values(frame: pl.DataFrame, columns: Sequence[str]) -> None:
         f"{', '.join(['ticker', 'date', *columns])}: {_listing(shown, per_ticker.height)}.",
         hint="Drop or repair those rows in the data source; indicators are not computed "
         "over gaps and missing values are never guessed.",
+    )
+
+
+def _check_signs(frame: pl.DataFrame, columns: Sequence[str]) -> None:
+    """Prices must be positive and volumes not negative: anything else is a broken row, and
+    the features divide by prices."""
+    bad_row = pl.any_horizontal(
+        *((pl.col(c) < 0.0) if c == "volume" else (pl.col(c) <= 0.0) for c in columns)
+    )
+    if not frame.select(bad_row.any()).item():
+        return
+    bad = frame.filter(bad_row)
+    shown = [f"{t} {d}" for t, d in bad.select("ticker", "date").head(_SHOW).iter_rows()]
+    raise DataError(
+        f"OHLCV data has {bad.height} row(s) with a price <= 0 or a negative volume: "
+        f"{_listing(shown, bad.height)}.",
+        hint="Drop or repair those rows in the data source.",
     )
 
 

@@ -84,13 +84,17 @@ def ref(column: Column) -> pl.Expr:
 
 
 def rel(raw: Column) -> Column:
-    """``raw / close``: a price difference as a fraction of the price."""
-    return feature(f"{raw.name}_rel", ratio(ref(raw), CLOSE), raw.warmup, model=True)
+    """``raw / close``: a price difference as a fraction of the price (prices are checked
+    to be positive on input)."""
+    return feature(f"{raw.name}_rel", ref(raw) / CLOSE, raw.warmup, model=True)
 
 
-def dist(raw: Column) -> Column:
-    """``close / raw - 1``: how far the close is above a price-level line."""
-    return feature(f"{raw.name}_dist", ratio(CLOSE, ref(raw)) - 1.0, raw.warmup, model=True)
+def dist(raw: Column, *, guard: bool = False) -> Column:
+    """``close / raw - 1``: how far the close is above a price-level line. Native lines
+    (averages of positive prices) are positive; ``guard`` nulls a zero line from outside."""
+    line = ref(raw)
+    value = (ratio(CLOSE, line) if guard else CLOSE / line) - 1.0
+    return feature(f"{raw.name}_dist", value, raw.warmup, model=True)
 
 
 def _suffix(ind: Indicator, *names: str) -> str:

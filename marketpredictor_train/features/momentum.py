@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from marketpredictor_train.features._core import lag, ratio
+from marketpredictor_train.features._core import lag
 
 
 def gain(change: pl.Expr) -> pl.Expr:
@@ -52,5 +52,6 @@ def stochastic_first_valid(k: int, smooth_k: int, d: int) -> int:
 
 
 def roc(close: pl.Expr, length: int) -> pl.Expr:
-    """Rate of change in percent, ``100 * (close / close[t - length] - 1)``."""
-    return 100.0 * (ratio(close, lag(close, length)) - 1.0)
+    """Rate of change in percent, ``100 * (close / close[t - length] - 1)`` (prices are
+    checked to be positive on input)."""
+    return 100.0 * (close / lag(close, length) - 1.0)

@@ -210,7 +210,7 @@ def outputs(ind: Indicator) -> list[Column]:
         raw = Column(column_name(name), None, warmup=warmup, model=use == "as_is")
         result.append(raw)
         if use == "dist":
-            result.append(dist(raw))
+            result.append(dist(raw, guard=True))
         elif use == "rel":
             result.append(rel(raw))
     return result

@@ -107,10 +107,12 @@ def _stages(columns: list[Column]) -> list[list[Column]]:
 def _evaluate(column: Column) -> pl.Expr:
     """The expression computing ``column`` on the frame sorted by (ticker, date).
 
-    Per-ticker columns run once per ticker: their expressions return one value per row, so
-    the ticker results are laid end to end (``mapping_strategy="explode"``) in ticker
-    order, which on this frame is the row order. That avoids scattering every value back
-    by row index (the default), which measured about 1.5x slower.
+    Per-ticker columns are partitioned by ``__ticker_id`` (the ticker's run number in the
+    sorted frame: the same partition as the ticker, cheaper than hashing strings). Their
+    expressions return one value per row, so the ticker results are laid end to end
+    (``mapping_strategy="explode"``) in ticker order, which on this frame is the row order;
+    that avoids scattering every value back by row index (the default), measured about
+    1.5x slower here. The no-mixing tests would catch any misalignment.
     """
     assert column.expr is not None
     if column.scalar:  # one value per ticker, repeated on its rows
@@ -128,8 +130,13 @@ def build_features(
     ``ohlcv`` has columns ``date`` (Date), ``ticker``, ``open``, ``high``, ``low``,
     ``close``, ``volume``, one row per (ticker, date), in any order. Returns ``ticker``,
     ``date`` and the :func:`feature_names` columns (Float64), sorted by (ticker, date). A
-    value on a date uses no row after that date; warm-up rows and undefined values (a ratio
-    to zero) are null, never 0 and never carried forward.
+    value on a date uses no row after that date and no other ticker's rows. Warm-up rows
+    are null (never 0, never carried forward), and so is a ratio whose denominator is 0
+    (no volume in the window, a flat range for %B).
+
+    Raises :class:`~marketpredictor_train.errors.DataError` naming the tickers and rows at
+    fault for a missing column, a missing/NaN/infinite value, a price <= 0, a negative
+    volume or a repeated (ticker, date); ``ConfigError`` for an unusable pandas-ta entry.
     """
     spec = spec or default_spec()
     frame = prepare(ohlcv, PRICE_COLUMNS)

@@ -32,5 +32,6 @@ def percent_b(close: pl.Expr, upper: pl.Expr, lower: pl.Expr) -> pl.Expr:
 
 
 def bandwidth(upper: pl.Expr, lower: pl.Expr, middle: pl.Expr) -> pl.Expr:
-    """Band width relative to the middle band, ``(upper - lower) / middle``."""
-    return ratio(upper - lower, middle)
+    """Band width relative to the middle band (an SMA of positive prices),
+    ``(upper - lower) / middle``."""
+    return (upper - lower) / middle

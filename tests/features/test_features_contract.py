@@ -186,3 +186,35 @@ def test_labels_inside_the_dead_band_are_null(small_ohlcv):
 def test_labels_reject_a_bad_horizon_or_dead_band(small_ohlcv, horizon, dead_band):
     with pytest.raises(ConfigError):
         make_labels(small_ohlcv, horizon=horizon, dead_band=dead_band)
+
+
+def test_non_positive_prices_are_a_data_error_naming_the_row(small_ohlcv):
+    broken = small_ohlcv.with_columns(
+        pl.when((pl.col("ticker") == "T002") & (pl.int_range(pl.len()) % 300 == 5))
+        .then(0.0)
+        .otherwise(pl.col("low"))
+        .alias("low")
+    )
+    with pytest.raises(DataError, match=r"price <= 0 .*T002 2000-01-10"):
+        build_features(broken)
+
+
+def test_an_empty_frame_gives_an_empty_frame_with_every_column(small_ohlcv):
+    features = build_features(small_ohlcv.head(0))
+    assert features.height == 0
+    assert features.columns == ["ticker", "date", *feature_names(default_spec())]
+
+
+def test_a_ticker_shorter_than_the_warmup_gets_null_features_not_an_error(small_ohlcv):
+    from marketpredictor_train.features.pipeline import outputs
+
+    short = pl.concat(
+        [
+            small_ohlcv.filter(pl.col("ticker") == "T000").head(5),
+            small_ohlcv.filter(pl.col("ticker") != "T000"),
+        ]
+    )
+    features = build_features(short).filter(pl.col("ticker") == "T000")
+    assert features.height == 5
+    for column in outputs(default_spec()):
+        assert features[column.name].null_count() == min(column.warmup, 5), column.name
