@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     storage: str | None = None
     study_name: str | None = None
     optimize_timeout_s: float | None = Field(default=None, gt=0)
+    # How often a running trial proves its worker alive; after twice this without a beat
+    # the trial counts as crashed and is run again by another worker.
+    trial_heartbeat_s: int = Field(default=60, ge=1)
 
     # files, logs, tracking, operations
     models_dir: Path = Path("models")

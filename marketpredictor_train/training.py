@@ -248,30 +248,10 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
 
 
 def resolve_device(requested: str, model_cls: type[ModelType]) -> str:
-    """'auto' becomes 'cuda' only for model types that support it on a machine with a GPU."""
-    if requested == "cpu" or not model_cls.supports_gpu:
-        if requested == "cuda":
-            log.warning(
-                "Model type has no GPU support; fitting on the CPU", model_type=model_cls.name
-            )
-        return "cpu"
-    if requested == "cuda":
-        return "cuda"
-    return "cuda" if _gpu_present() else "cpu"
+    """'auto' becomes 'cuda' only when a GPU is present and the model type can use it."""
+    from marketpredictor_train.models.device import resolve_device as _resolve_device
 
-
-def _gpu_present() -> bool:
-    import shutil
-    import subprocess
-
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return False
-    try:
-        out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.returncode == 0 and "GPU" in out.stdout
+    return _resolve_device(requested, model_cls)
 
 
 def _prepare_data(
@@ -324,8 +304,11 @@ def _choose_params(
     timer: _Timer,
     progress: ProgressCallback | None,
 ) -> tuple[dict[str, Any], str]:
-    """The model type's defaults (tuning plugs in here)."""
-    return dict(model_cls.default_params), "defaults"
+    """Tuned with --optimize; else best_hyperparameters.json when it is for this model
+    type; else the model type's defaults. Returns (params, where they came from)."""
+    from marketpredictor_train.tuning import choose_params
+
+    return choose_params(settings, model_cls, dataset, timer=timer, progress=progress)
 
 
 def _refit(

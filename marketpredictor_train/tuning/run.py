@@ -1,0 +1,391 @@
+"""Tuning runs: ``optimize`` (``mptrain optimize``), ``tune`` (one worker's session on a
+study, also used by ``train --optimize``) and ``choose_params`` (which parameters
+``train`` fits with, and why)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from marketpredictor_train.errors import EXIT_SUCCESS, MptrainError, TrainingError
+from marketpredictor_train.progress import report
+from marketpredictor_train.tuning.best_params import (
+    BEST_PARAMS_FILE,
+    BEST_PARAMS_FORMAT,
+    best_params_path,
+    read_best_params,
+    write_best_params,
+)
+from marketpredictor_train.tuning.results import OptimizeResult, TuningOutcome
+from marketpredictor_train.tuning.study import DIRECTION, OBJECTIVE
+
+if TYPE_CHECKING:
+    import optuna
+
+    from marketpredictor_train.config import Settings
+    from marketpredictor_train.dataset import Dataset
+    from marketpredictor_train.models.base import ModelType
+    from marketpredictor_train.progress import ProgressCallback
+
+log = structlog.get_logger(__name__)
+
+PARAM_SOURCE_DEFAULTS = "defaults"
+PARAM_SOURCE_FILE = BEST_PARAMS_FILE
+PARAM_SOURCE_OPTIMIZED = "optimized"
+
+
+def optimize(settings: Settings, *, progress: ProgressCallback | None = None) -> OptimizeResult:
+    """Load the data, run ``settings.trials`` trials on the study and write the study's
+    best parameters to ``best_hyperparameters.json``.
+
+    Raises ConfigError (exit 3) for an unknown model type, a bad storage URL or a study of
+    another model type; DataError/TrainingError (exit 1) when data or fits fail."""
+    from marketpredictor_train.models.device import resolve_device
+    from marketpredictor_train.models.registry import get_model_type
+    from marketpredictor_train.training import _prepare_data, _Timer
+
+    run_id = uuid.uuid4().hex[:12]
+    started = time.perf_counter()
+    timer = _Timer()
+    with structlog.contextvars.bound_contextvars(run_id=run_id):
+        model_cls = get_model_type(settings.model_type)
+        device = resolve_device(settings.device, model_cls)
+        log.info(
+            "Optimization started",
+            model_type=model_cls.name,
+            trials=settings.trials,
+            source=settings.source,
+            period=settings.period,
+            horizon=settings.horizon,
+            device=device,
+        )
+        _, dataset = _prepare_data(settings, timer, progress)
+        with timer("optimize"):
+            outcome = tune(settings, model_cls, dataset, device=device, progress=progress)
+        with timer("store"):
+            path = write_best_params(
+                best_params_path(settings), best_params_document(settings, outcome, dataset)
+            )
+        log.info(
+            "Best hyperparameters saved",
+            path=str(path),
+            study=outcome.study_name,
+            best_trial=outcome.best_trial,
+            cv_log_loss=round(outcome.best_value, 6),
+        )
+        return OptimizeResult(
+            status="completed",
+            exit_code=EXIT_SUCCESS,
+            tuning=outcome,
+            params_file=str(path),
+            data_window=data_window(settings, dataset),
+            n_train=dataset.train.height,
+            timings=timer.timings,
+            duration_s=round(time.perf_counter() - started, 3),
+            run_id=run_id,
+            warnings=outcome.warnings,
+        )
+
+
+def tune(
+    settings: Settings,
+    model_cls: type[ModelType],
+    dataset: Dataset,
+    *,
+    device: str,
+    progress: ProgressCallback | None = None,
+) -> TuningOutcome:
+    """Run ``settings.trials`` trials (or until ``optimize_timeout_s``) on the study in
+    ``settings.storage`` (default: the local SQLite file) and return its best trial.
+
+    Only ``dataset.train`` is read: folds are cut from it, the backtest is never seen."""
+
+    from marketpredictor_train.tuning.cv import walk_forward_folds
+    from marketpredictor_train.tuning.objective import Objective, TuningData
+    from marketpredictor_train.tuning.storage import describe_storage, open_storage, storage_url
+    from marketpredictor_train.tuning.study import (
+        data_fingerprint,
+        default_study_name,
+        enqueue_baseline,
+        open_study,
+    )
+
+    _route_optuna_logging()
+    started = time.perf_counter()
+    X, y = dataset.xy(dataset.train)
+    dates = dataset.train.get_column("date").to_numpy()
+    folds = walk_forward_folds(dates, y, n_folds=settings.cv_folds, purge_gap=settings.purge_gap)
+    fingerprint, described = data_fingerprint(settings, model_cls, dataset, folds)
+    study_name = settings.study_name or default_study_name(model_cls, settings, fingerprint)
+
+    url = storage_url(settings)
+    shown = describe_storage(url)
+    storage = open_storage(url, heartbeat_s=settings.trial_heartbeat_s)
+    study = open_study(
+        storage,
+        study_name=study_name,
+        settings=settings,
+        model_cls=model_cls,
+        fingerprint=fingerprint,
+        described=described,
+    )
+    baseline = enqueue_baseline(study, settings, model_cls)
+    log.info(
+        "Study opened",
+        study=study_name,
+        storage=shown,
+        trials_in_study=len(study.get_trials(deepcopy=False)),
+        folds=len(folds),
+        purge_gap_days=settings.purge_gap,
+        pruning=settings.pruning,
+    )
+
+    objective = Objective(
+        model_cls,
+        TuningData(X=X, y=y, folds=folds),
+        device=device,
+        seed=settings.seed,
+        pruning=settings.pruning,
+    )
+    watcher = _TrialWatcher(progress, settings.trials)
+    callbacks: list[Any] = [watcher]
+    tracker = None
+    if settings.mlflow:
+        from marketpredictor_train.tuning.tracking import TrialTracker
+
+        tracker = TrialTracker(
+            experiment_name=settings.experiment_name,
+            study_name=study_name,
+            model_type=model_cls.name,
+            storage=shown,
+            run_id=str(structlog.contextvars.get_contextvars().get("run_id", "")),
+            settings_params={
+                "model_type": model_cls.name,
+                "trials": settings.trials,
+                "cv_folds": settings.cv_folds,
+                "purge_gap": settings.purge_gap,
+                "horizon": settings.horizon,
+                "pruning": settings.pruning,
+                "source": settings.source,
+                "period": settings.period,
+                "data_fingerprint": fingerprint,
+            },
+        )
+        tracker.start()
+        callbacks.append(tracker)
+
+    report(progress, "trials", 0, settings.trials, "starting")
+    failed = True
+    try:
+        study.optimize(
+            objective,
+            n_trials=settings.trials,
+            timeout=settings.optimize_timeout_s,
+            callbacks=callbacks,
+        )
+        failed = False
+    except MptrainError:
+        raise
+    except Exception as exc:
+        raise TrainingError(
+            f"Optimization failed - a {model_cls.name} trial raised: {exc}",
+            hint="The study keeps the trials done so far; rerun to resume it.",
+        ) from exc
+    finally:
+        if tracker is not None:
+            tracker.finish(best=_best_or_none(study), failed=failed)
+
+    best = _best_or_none(study)
+    if best is None:
+        raise TrainingError(
+            f"Optimization failed - no trial of study '{study_name}' completed",
+            hint="Run more trials (--trials), or tune without pruning (--no-pruning).",
+        )
+    all_trials = study.get_trials(deepcopy=False)
+    best_trial = study.best_trial
+    warnings = tuple(w for w in (tracker.warning if tracker else None,) if w)
+    return TuningOutcome(
+        study_name=study_name,
+        storage=shown,
+        model_type=model_cls.name,
+        objective=OBJECTIVE,
+        direction=DIRECTION,
+        best_value=float(best["value"]),
+        best_params=dict(best["params"]),
+        best_trial=int(best["number"]),
+        best_cv_accuracy=best_trial.user_attrs.get("cv_accuracy"),
+        trials_run=watcher.done,
+        trials_run_by_state=dict(watcher.states),
+        study_trials_by_state=dict(Counter(t.state.name.lower() for t in all_trials)),
+        fits=watcher.fits,
+        boosting_rounds=watcher.rounds,
+        pruning=settings.pruning,
+        folds=[f.to_dict() for f in folds],
+        data_fingerprint=fingerprint,
+        baseline=baseline,
+        device=device,
+        duration_s=round(time.perf_counter() - started, 3),
+        mlflow_run_id=tracker.parent_run_id if tracker else None,
+        warnings=warnings,
+    )
+
+
+def _best_or_none(study: optuna.Study) -> dict[str, Any] | None:
+    from marketpredictor_train.models.registry import get_model_type
+
+    try:
+        trial = study.best_trial
+    except ValueError:  # no completed trial yet
+        return None
+    model_type = study.user_attrs.get("mptrain.model_type")
+    defaults = dict(get_model_type(model_type).default_params) if model_type else {}
+    return {"number": trial.number, "value": trial.value, "params": {**defaults, **trial.params}}
+
+
+class _TrialWatcher:
+    """Logs each trial this worker finishes and reports progress with the best score."""
+
+    def __init__(self, progress: ProgressCallback | None, total: int) -> None:
+        self.progress = progress
+        self.total = total
+        self.done = 0
+        self.fits = 0
+        self.rounds = 0
+        self.states: Counter[str] = Counter()
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.done += 1
+        self.states[trial.state.name.lower()] += 1
+        self.fits += int(trial.user_attrs.get("fits", 0))
+        self.rounds += int(trial.user_attrs.get("boosting_rounds", 0))
+        try:
+            best_value: float | None = study.best_value
+        except ValueError:
+            best_value = None
+        log.info(
+            "Trial finished",
+            trial=trial.number,
+            state=trial.state.name.lower(),
+            cv_log_loss=None if trial.value is None else round(trial.value, 6),
+            best_cv_log_loss=None if best_value is None else round(best_value, 6),
+        )
+        description = (
+            "no trial completed yet" if best_value is None else (f"best log loss {best_value:.4f}")
+        )
+        report(self.progress, "trials", self.done, self.total, description)
+
+
+def _route_optuna_logging() -> None:
+    """Optuna's own stderr handler would bypass ours (and the JSON log file)."""
+    import optuna
+
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
+
+
+def data_window(settings: Settings, dataset: Dataset) -> dict[str, Any]:
+    """The data the parameters were tuned on (dates of the training part and backtest)."""
+    return {
+        "source": settings.source,
+        "period": settings.period,
+        "tickers": sorted(dataset.train.get_column("ticker").unique().to_list()),
+        **dataset.window.to_dict(),
+    }
+
+
+def best_params_document(
+    settings: Settings, outcome: TuningOutcome, dataset: Dataset
+) -> dict[str, Any]:
+    """The content of best_hyperparameters.json."""
+    return {
+        "format": BEST_PARAMS_FORMAT,
+        "model_type": outcome.model_type,
+        "params": outcome.best_params,
+        "score": outcome.best_value,
+        "metric": outcome.objective,
+        "direction": outcome.direction,
+        "cv_accuracy": outcome.best_cv_accuracy,
+        "best_trial": outcome.best_trial,
+        "trials": outcome.study_trials_by_state,
+        "study_name": outcome.study_name,
+        "storage": outcome.storage,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data_window": data_window(settings, dataset),
+        "horizon": settings.horizon,
+        "dead_band": settings.dead_band,
+        "feature_spec_hash": dataset.spec.hash,
+        "cv": {"folds": len(outcome.folds), "purge_gap_days": settings.purge_gap},
+        "seed": settings.seed,
+    }
+
+
+def choose_params(
+    settings: Settings,
+    model_cls: type[ModelType],
+    dataset: Dataset,
+    *,
+    timer: Any,
+    progress: ProgressCallback | None = None,
+) -> tuple[dict[str, Any], str]:
+    """The parameters ``train`` fits with and where they came from: freshly tuned with
+    ``--optimize``; else ``best_hyperparameters.json`` when it is for this model type;
+    else the model type's defaults. The choice is logged either way."""
+    path = best_params_path(settings)
+    if settings.optimize:
+        from marketpredictor_train.models.device import resolve_device
+
+        device = resolve_device(settings.device, model_cls)
+        with timer("optimize"):
+            outcome = tune(settings, model_cls, dataset, device=device, progress=progress)
+        if settings.dry_run:
+            log.info("Dry run - tuned parameters not written", path=str(path))
+        else:
+            write_best_params(path, best_params_document(settings, outcome, dataset))
+        log.info(
+            "Using tuned parameters",
+            param_source=PARAM_SOURCE_OPTIMIZED,
+            study=outcome.study_name,
+            best_trial=outcome.best_trial,
+            cv_log_loss=round(outcome.best_value, 6),
+            params=outcome.best_params,
+        )
+        return dict(outcome.best_params), PARAM_SOURCE_OPTIMIZED
+
+    defaults = dict(model_cls.default_params)
+    document = read_best_params(path)
+    if document is None:
+        log.info("Using the model type's default parameters", param_source=PARAM_SOURCE_DEFAULTS)
+        return defaults, PARAM_SOURCE_DEFAULTS
+    if document["model_type"] != model_cls.name:
+        log.info(
+            f"{BEST_PARAMS_FILE} is for another model type; using the default parameters",
+            param_source=PARAM_SOURCE_DEFAULTS,
+            file_model_type=document["model_type"],
+            model_type=model_cls.name,
+        )
+        return defaults, PARAM_SOURCE_DEFAULTS
+    if document.get("horizon") != settings.horizon or (
+        document.get("feature_spec_hash") not in (None, dataset.spec.hash)
+    ):
+        log.warning(
+            f"{BEST_PARAMS_FILE} was tuned for another label horizon or feature set; "
+            "using it anyway (rerun with --optimize to retune)",
+            file_horizon=document.get("horizon"),
+            horizon=settings.horizon,
+        )
+    params = {**defaults, **document["params"]}
+    log.info(
+        f"Using tuned parameters from {BEST_PARAMS_FILE}",
+        param_source=PARAM_SOURCE_FILE,
+        path=str(path),
+        study=document.get("study_name"),
+        tuned_on=document.get("date"),
+        cv_log_loss=document.get("score"),
+        params=params,
+    )
+    return params, PARAM_SOURCE_FILE
