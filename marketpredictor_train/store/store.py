@@ -18,6 +18,7 @@ command reads correctly. Changes of production happen under the store lock and r
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -115,6 +116,10 @@ class StoreScan:
     production: StoredModel | None
     production_error: str | None
     unreadable: tuple[UnreadableFile, ...]
+
+
+# Validation reports live in <models_dir>/reports/<version>/.
+REPORTS_DIR_NAME = "reports"
 
 
 class _Unchecked:
@@ -296,9 +301,10 @@ class ModelStore:
             return self._make_production(version, "rollback", reason=reason, forced=False)
 
     def prune(self, keep: int) -> list[str]:
-        """Delete all but the newest ``keep`` non-production versions; returns the removed
-        versions, newest first. Production is never deleted; if ``prod_model.bin`` cannot
-        be read, nothing is deleted (:class:`ModelFileError`)."""
+        """Delete all but the newest ``keep`` non-production versions (and their reports in
+        ``reports/<version>/``); returns the removed versions, newest first. Production is
+        never deleted; if ``prod_model.bin`` cannot be read, nothing is deleted
+        (:class:`ModelFileError`)."""
         if keep < 0:
             raise ConfigError(f"Cannot keep {keep} versions: give 0 or more")
         with self._lock.hold():
@@ -309,6 +315,8 @@ class ModelStore:
             removed = candidates[keep:]
             for version in removed:
                 (self.models_dir / model_file_name(version)).unlink(missing_ok=True)
+                # A version's validation reports go with it.
+                shutil.rmtree(self.models_dir / REPORTS_DIR_NAME / version, ignore_errors=True)
             self._remove_stale_temp_files()
             if removed:
                 fsync_dir(self.models_dir)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from marketpredictor_train.store.store import REPORTS_DIR_NAME
 from marketpredictor_train.validation.metrics import SEED_METRICS
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-REPORTS_DIR = "reports"
+REPORTS_DIR = REPORTS_DIR_NAME
 
 METRICS_OF_VALIDATED = "the saved model, on the backtest"
 METRICS_OF_REFIT = (

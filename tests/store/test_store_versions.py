@@ -280,3 +280,15 @@ def test_store_module_does_not_import_heavy_libraries():
 
     out = run_python(code, cwd=Path.cwd(), check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_prune_removes_the_reports_of_pruned_versions_only(store, save_models):
+    a, b, c = save_models(3)
+    store.promote(a.version, reason="r")
+    for model in (a, b, c):
+        report = store.models_dir / "reports" / model.version / "report.md"
+        report.parent.mkdir(parents=True)
+        report.write_text("# report")
+    assert store.prune(1) == [b.version]
+    remaining = sorted(p.name for p in (store.models_dir / "reports").iterdir())
+    assert remaining == sorted([a.version, c.version])
