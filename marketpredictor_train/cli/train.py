@@ -135,6 +135,24 @@ def train(
         ),
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed [default: 42].")] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            metavar="URL",
+            help="With --optimize: study database (SQLAlchemy URL, e.g. PostgreSQL) "
+            "[default: sqlite in <models-dir>/optuna.db].",
+        ),
+    ] = None,
+    study_name: Annotated[
+        str | None,
+        typer.Option(
+            "--study-name",
+            metavar="NAME",
+            help="With --optimize: study to create or join [default: derived from the "
+            "model type and data].",
+        ),
+    ] = None,
     backtest_months: BacktestMonthsOpt = None,
     embargo_days: EmbargoDaysOpt = None,
     dead_band: Annotated[
@@ -198,6 +216,8 @@ def train(
             offline=offline,
             device=device,
             seed=seed,
+            storage=storage,
+            study_name=study_name,
             backtest_months=backtest_months,
             embargo_days=embargo_days,
             dead_band=dead_band,

@@ -232,7 +232,7 @@ def test_bad_storage_url_is_a_config_error(small_dataset, small_settings):
 
 
 def test_unreachable_database_is_a_training_error(small_dataset, small_settings):
-    from tests.tuning.conftest import free_port
+    from tests.tuning.helpers import free_port
 
     url = f"postgresql://nobody@127.0.0.1:{free_port()}/optuna"
     with pytest.raises(TrainingError, match="Cannot reach the study storage"):

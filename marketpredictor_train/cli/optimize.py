@@ -1,0 +1,223 @@
+"""`mptrain optimize`: tune a model type's hyperparameters with Optuna and write
+best_hyperparameters.json (the seed's scripts/optimize_hyperparams.py)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from marketpredictor_train.cli._app import app
+from marketpredictor_train.cli._common import (
+    ConfigOpt,
+    DeviceChoice,
+    LogLevelOpt,
+    LogsDirOpt,
+    ModelsDirOpt,
+    OutputJsonOpt,
+    PeriodChoice,
+    QuietOpt,
+    build_settings,
+    complete_model_type,
+    setup_logging,
+    write_json,
+)
+from marketpredictor_train.errors import MptrainError
+
+if TYPE_CHECKING:
+    from marketpredictor_train.tuning import OptimizeResult
+
+
+@app.command("optimize")
+def optimize(
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            "--trials",
+            min=1,
+            help="Trials this process runs; with several workers on one study, their "
+            "counts add up [default: 20].",
+        ),
+    ] = None,
+    model_type: Annotated[
+        str | None,
+        typer.Option(
+            "--model-type",
+            help="Model type to tune: xgb, rf, lgb or any installed type [default: xgb].",
+            autocompletion=complete_model_type,
+        ),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            metavar="URL",
+            help="Study database (SQLAlchemy URL), e.g. "
+            "postgresql://user:pass@host:5432/optuna, shared by every worker "
+            "[env MPTRAIN_STORAGE; default: sqlite in <models-dir>/optuna.db].",
+        ),
+    ] = None,
+    study_name: Annotated[
+        str | None,
+        typer.Option(
+            "--study-name",
+            metavar="NAME",
+            help="Study to create or join; workers with the same name and storage share "
+            "it [default: mptrain-<type>-h<horizon>-<hash of the data and folds>].",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            min=1.0,
+            metavar="SECONDS",
+            help="Stop starting new trials after this many seconds [default: no limit].",
+        ),
+    ] = None,
+    pruning: Annotated[
+        bool | None,
+        typer.Option(
+            "--pruning/--no-pruning",
+            help="Stop unpromising trials early (median pruner on each fold's validation "
+            "log loss, round by round for xgb and lgb) [default: on].",
+        ),
+    ] = None,
+    cv_folds: Annotated[
+        int | None,
+        typer.Option(
+            "--cv-folds",
+            min=2,
+            max=20,
+            help="Purged walk-forward folds over the training part [default: 4].",
+        ),
+    ] = None,
+    period: Annotated[
+        PeriodChoice | None,
+        typer.Option(
+            "--period",
+            help="Historical data period, counted back from the last date in the data "
+            "[default: 5y].",
+        ),
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="Market data: yahoo, sample (offline, bundled), or a CSV/Parquet file or "
+            "folder [default: yahoo].",
+        ),
+    ] = None,
+    tickers: Annotated[
+        str | None,
+        typer.Option("--tickers", help="Comma-separated tickers [default: the source's universe]."),
+    ] = None,
+    horizon: Annotated[
+        int | None,
+        typer.Option(
+            "--horizon",
+            min=1,
+            max=60,
+            help="Trading days the label looks ahead; also the least purge gap [default: 1].",
+        ),
+    ] = None,
+    offline: Annotated[
+        bool | None,
+        typer.Option("--offline", help="Use only the market-data cache; no network."),
+    ] = None,
+    device: Annotated[
+        DeviceChoice | None,
+        typer.Option(
+            "--device",
+            help="Where to fit: auto (GPU when present), cpu or cuda [default: auto].",
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed [default: 42].")] = None,
+    models_dir: ModelsDirOpt = None,
+    logs_dir: LogsDirOpt = None,
+    log_level: LogLevelOpt = None,
+    quiet: QuietOpt = None,
+    config: ConfigOpt = None,
+    output_json: OutputJsonOpt = None,
+) -> None:
+    """Tune hyperparameters with Optuna on purged walk-forward folds of the training part
+    (the backtest is never seen) and write the best to <models-dir>/best_hyperparameters.json,
+    which `mptrain train` then uses for the same model type.
+
+    Run the same command with one --storage URL and --study-name on many machines to share
+    one study. Exit 0: done; 1: data or fitting failed; 3: configuration error."""
+    started = time.monotonic()
+    try:
+        settings = build_settings(
+            config,
+            trials=trials,
+            model_type=model_type,
+            storage=storage,
+            study_name=study_name,
+            optimize_timeout_s=timeout,
+            pruning=pruning,
+            cv_folds=cv_folds,
+            period=period,
+            source=source,
+            tickers=tickers,
+            horizon=horizon,
+            offline=offline,
+            device=device,
+            seed=seed,
+            models_dir=models_dir,
+            logs_dir=logs_dir,
+            log_level=log_level,
+            quiet=quiet,
+        )
+        setup_logging(settings)
+        from marketpredictor_train import api
+        from marketpredictor_train.cli._progress import progress_bars
+
+        with progress_bars(quiet=settings.quiet) as progress:
+            result = api.optimize(settings, progress=progress)
+    except MptrainError as exc:
+        if output_json is not None:
+            from marketpredictor_train.results import failure_document
+
+            write_json(output_json, failure_document(exc, duration_s=time.monotonic() - started))
+        raise
+
+    _render(result)
+    if output_json is not None:
+        write_json(output_json, result.to_dict())
+
+
+def _render(result: OptimizeResult) -> None:
+    from rich.table import Table
+
+    from marketpredictor_train.cli._console import err_console
+
+    tuning = result.tuning
+    console = err_console()
+    table = Table(
+        title=f"Best of study {tuning.study_name} (trial {tuning.best_trial}, "
+        f"CV log loss {tuning.best_value:.4f})"
+    )
+    table.add_column("parameter")
+    table.add_column("value", justify="right")
+    for name, value in tuning.best_params.items():
+        table.add_row(name, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+    states = ", ".join(f"{n} {s}" for s, n in sorted(tuning.trials_run_by_state.items()))
+    study = ", ".join(f"{n} {s}" for s, n in sorted(tuning.study_trials_by_state.items()))
+    accuracy = tuning.best_cv_accuracy
+    console.print(
+        f"This run: {tuning.trials_run} trials ({states}), {tuning.fits} fold fits, "
+        f"{tuning.boosting_rounds} boosting rounds. Study: {study}.",
+        highlight=False,
+    )
+    if accuracy is not None:
+        console.print(
+            f"Best CV accuracy {accuracy:.2%} over {len(tuning.folds)} walk-forward folds "
+            "(about 50% is what daily direction usually allows).",
+            highlight=False,
+        )
+    console.print(f"Saved {result.params_file}", highlight=False)
+    for warning in result.warnings:
+        console.print(f"[yellow]Warning:[/] {warning}", highlight=False)

@@ -1,0 +1,147 @@
+"""`mptrain optimize` and `mptrain train --optimize` through the real CLI: exit codes, the
+--output-json document, best_hyperparameters.json, and train saying which parameters it
+used."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.tuning.conftest import SMALL_FLAGS
+
+TRAIN_FLAGS = ["--source", "sample", "--tickers", "AAPL,MSFT", "--period", "2y"]
+
+
+@pytest.fixture(autouse=True)
+def _quiet_and_untracked(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MPTRAIN_MLFLOW", "false")
+    monkeypatch.setenv("MPTRAIN_CV_FOLDS", "2")
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_optimize_writes_its_result_and_the_best_parameters(cli, tmp_path):
+    out = tmp_path / "optimize.json"
+    result = cli("optimize", "--trials", "2", *SMALL_FLAGS, "--output-json", out)
+    assert result.exit_code == 0, result.output
+    doc = _json(out)
+    assert doc["status"] == "completed" and doc["exit_code"] == 0 and doc["error"] is None
+    assert doc["trials_run"] == 2 and doc["model_type"] == "xgb"
+    assert doc["storage"].startswith("sqlite:///") and doc["storage"].endswith("models/optuna.db")
+    best = _json(Path("models/best_hyperparameters.json"))
+    assert best["params"] == doc["best_params"] and best["study_name"] == doc["study_name"]
+    assert "Saved models/best_hyperparameters.json" in result.output
+
+
+def test_train_uses_the_tuned_parameters_of_its_model_type_and_says_so(cli, tmp_path):
+    assert cli("optimize", "--trials", "2", *SMALL_FLAGS).exit_code == 0
+    tuned = _json(Path("models/best_hyperparameters.json"))["params"]
+
+    out = tmp_path / "train.json"
+    result = cli("train", "--dry-run", *TRAIN_FLAGS, "--output-json", out)
+    assert result.exit_code in (0, 2), result.output
+    doc = _json(out)
+    assert doc["param_source"] == "best_hyperparameters.json"
+    assert doc["params"] == tuned
+    log_lines = Path("logs/training.log").read_text().splitlines()
+    assert any(
+        "Using tuned parameters from best_hyperparameters.json" in json.loads(line)["message"]
+        for line in log_lines
+    )
+
+
+def test_train_ignores_tuned_parameters_of_another_model_type(cli, tmp_path):
+    assert cli("optimize", "--trials", "1", *SMALL_FLAGS).exit_code == 0
+    out = tmp_path / "train.json"
+    result = cli("train", "--dry-run", "--model-type", "rf", *TRAIN_FLAGS, "--output-json", out)
+    assert result.exit_code in (0, 2), result.output
+    doc = _json(out)
+    assert doc["param_source"] == "defaults" and doc["model_type"] == "rf"
+
+
+def test_train_optimize_tunes_first_and_a_dry_run_writes_no_params_file(cli, tmp_path):
+    out = tmp_path / "train.json"
+    result = cli(
+        "train", "--optimize", "--trials", "2", "--dry-run", *TRAIN_FLAGS, "--output-json", out
+    )
+    assert result.exit_code in (0, 2), result.output
+    doc = _json(out)
+    assert doc["param_source"] == "optimized"
+    assert "optimize" in doc["timings"]
+    assert not Path("models/best_hyperparameters.json").exists()
+
+
+def test_train_optimize_saves_the_params_file(cli, tmp_path):
+    result = cli(
+        "train",
+        "--optimize",
+        "--trials",
+        "1",
+        "--min-accuracy",
+        "0",
+        *TRAIN_FLAGS,
+        "--storage",
+        f"sqlite:///{tmp_path}/studies.db",
+        "--study-name",
+        "weekly",
+    )
+    assert result.exit_code in (0, 2), result.output
+    best = _json(Path("models/best_hyperparameters.json"))
+    assert best["study_name"] == "weekly" and best["storage"].endswith("studies.db")
+
+
+def test_no_pruning_flag_reaches_the_study(cli, tmp_path):
+    out = tmp_path / "o.json"
+    result = cli("optimize", "--trials", "1", "--no-pruning", *SMALL_FLAGS, "--output-json", out)
+    assert result.exit_code == 0, result.output
+    assert _json(out)["pruning"] is False
+
+
+def test_unknown_model_type_exits_3_and_lists_the_types(cli, tmp_path):
+    out = tmp_path / "o.json"
+    result = cli("optimize", "--model-type", "catboost", *SMALL_FLAGS, "--output-json", out)
+    assert result.exit_code == 3
+    assert "xgb (marketpredictor-train)" in result.output
+    assert "lgb (marketpredictor-train)" in result.output
+    doc = _json(out)
+    assert doc["status"] == "failed" and doc["exit_code"] == 3
+
+
+def test_bad_storage_url_exits_3(cli):
+    result = cli("optimize", "--storage", "::nonsense::", *SMALL_FLAGS)
+    assert result.exit_code == 3
+    assert "storage" in result.output.lower()
+
+
+def test_joining_a_study_of_another_model_type_exits_3(cli):
+    assert cli("optimize", "--trials", "1", "--study-name", "s1", *SMALL_FLAGS).exit_code == 0
+    result = cli(
+        "optimize", "--trials", "1", "--study-name", "s1", "--model-type", "lgb", *SMALL_FLAGS
+    )
+    assert result.exit_code == 3
+    assert "tunes model type 'xgb'" in result.output
+
+
+def test_optimize_help_documents_every_option(cli):
+    result = cli("optimize", "--help")
+    assert result.exit_code == 0
+    for option in (
+        "--trials",
+        "--model-type",
+        "--storage",
+        "--study-name",
+        "--timeout",
+        "--no-pruning",
+        "--cv-folds",
+        "--source",
+        "--tickers",
+        "--period",
+        "--horizon",
+        "--device",
+        "--output-json",
+    ):
+        assert option in result.output
