@@ -23,6 +23,7 @@ from marketpredictor_train.cli._common import (
     setup_logging,
     write_json,
 )
+from marketpredictor_train.cli._validation_options import EmbargoDaysOpt
 from marketpredictor_train.errors import MptrainError
 
 if TYPE_CHECKING:
@@ -122,6 +123,17 @@ def optimize(
             help="Trading days the label looks ahead; also the least purge gap [default: 1].",
         ),
     ] = None,
+    embargo_days: EmbargoDaysOpt = None,
+    dead_band: Annotated[
+        float | None,
+        typer.Option(
+            "--dead-band",
+            min=0.0,
+            max=0.49,
+            help="Moves smaller than this (0.002 = 0.2%) get no label; tune with the "
+            "value train uses [default: 0].",
+        ),
+    ] = None,
     offline: Annotated[
         bool | None,
         typer.Option("--offline", help="Use only the market-data cache; no network."),
@@ -162,6 +174,8 @@ def optimize(
             source=source,
             tickers=tickers,
             horizon=horizon,
+            embargo_days=embargo_days,
+            dead_band=dead_band,
             offline=offline,
             device=device,
             seed=seed,

@@ -36,7 +36,7 @@ log = structlog.get_logger(__name__)
 
 PARAM_SOURCE_DEFAULTS = "defaults"
 PARAM_SOURCE_FILE = BEST_PARAMS_FILE
-PARAM_SOURCE_OPTIMIZED = "optimized"
+PARAM_SOURCE_OPTIMIZED = "optimize"
 
 
 def optimize(settings: Settings, *, progress: ProgressCallback | None = None) -> OptimizeResult:

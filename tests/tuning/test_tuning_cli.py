@@ -70,7 +70,7 @@ def test_train_optimize_tunes_first_and_a_dry_run_writes_no_params_file(cli, tmp
     )
     assert result.exit_code in (0, 2), result.output
     doc = _json(out)
-    assert doc["param_source"] == "optimized"
+    assert doc["param_source"] == "optimize"
     assert "optimize" in doc["timings"]
     assert not Path("models/best_hyperparameters.json").exists()
 
