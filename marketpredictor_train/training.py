@@ -17,6 +17,7 @@ from marketpredictor_train.errors import (
     HookError,
     MptrainError,
 )
+from marketpredictor_train.progress import report
 from marketpredictor_train.results import TrainResult
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
         with timer("fit"):
             model = model_cls(params, device=device, seed=settings.seed)
             x_train, y_train = dataset.xy(dataset.train)
+            report(progress, "fit", 0, 1, f"fitting {model_cls.name} on {len(y_train)} rows")
             try:
                 model.fit(x_train, y_train)
             except MptrainError:
@@ -89,6 +91,7 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
                     f"Training failed - {model_cls.name} could not be fitted: {exc}",
                     hint="Try a different model type: --model-type rf",
                 ) from exc
+            report(progress, "fit", 1, 1, f"{model_cls.name} fitted")
 
         from marketpredictor_train.store import ModelStore
 
@@ -260,7 +263,6 @@ def _prepare_data(
     from marketpredictor_train.data import load_ohlcv
     from marketpredictor_train.dataset import MIN_BACKTEST_ROWS, build_dataset
     from marketpredictor_train.features import default_spec, warmup_rows
-    from marketpredictor_train.progress import report
 
     spec = default_spec()
     with timer("data"):
