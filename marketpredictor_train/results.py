@@ -86,6 +86,7 @@ class ValidateResult:
     duration_s: float
     run_id: str
     warnings: tuple[str, ...] = ()
+    mlflow_run_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)

@@ -175,6 +175,26 @@ def validate(
             log.warning(warnings[-1])
             folder = None  # type: ignore[assignment]
 
+        mlflow_run_id = None
+        if settings.mlflow:
+            from marketpredictor_train.tracking import log_validation_run
+            from marketpredictor_train.validation.stage import tracking_metrics
+
+            mlflow_run_id, tracking_warning = log_validation_run(
+                settings,
+                run_id=run_id,
+                target=target,
+                version=model.version,
+                model_type=manifest.get("model_type"),
+                metrics=metrics,
+                status=status,
+                reason=reason,
+                extra_metrics=tracking_metrics(report),
+                artifacts=report_files,
+            )
+            if tracking_warning:
+                warnings.append(tracking_warning)
+
         data_window = {
             "source": loaded.source,
             "tickers": list(loaded.tickers),
@@ -204,6 +224,7 @@ def validate(
             duration_s=round(time.perf_counter() - started, 3),
             run_id=run_id,
             warnings=tuple(warnings),
+            mlflow_run_id=mlflow_run_id,
         )
 
 

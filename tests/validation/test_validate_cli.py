@@ -66,6 +66,27 @@ def test_train_logs_the_report_to_mlflow(trained):
     assert Path(trained["report_dir"]) == Path("models") / "reports" / trained["version"]
 
 
+def test_validate_logs_its_own_mlflow_run_with_the_report(
+    cli, trained, small_signal_market, tmp_path
+):
+    """Each validate is an MLflow run beside the training runs: its metrics, verdict and
+    report, so decay between retrainings is visible where the training runs are."""
+    import mlflow
+
+    out = tmp_path / "validate.json"
+    result = cli("validate", "--source", small_signal_market, "--output-json", out)
+    assert result.exit_code == 0, result.output
+    doc = _json(out)
+    client = mlflow.MlflowClient()
+    run = client.get_run(doc["mlflow_run_id"])
+    assert run.data.tags["mptrain.command"] == "validate"
+    assert run.data.tags["mptrain.version"] == trained["version"]
+    assert run.data.tags["mptrain.status"] == "passed"
+    assert run.data.metrics["accuracy"] == pytest.approx(doc["metrics"]["accuracy"])
+    names = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "report")}
+    assert {"report.md", "report.html", "report.json"} <= names
+
+
 def test_validate_below_thresholds_exits_2_and_compares_with_production(
     cli, champion_store, small_late_signal_market, tmp_path
 ):
