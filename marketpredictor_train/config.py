@@ -63,7 +63,9 @@ class Settings(BaseSettings):
     download_retries: int = Field(default=5, ge=0)
     download_timeout_s: float = Field(default=300.0, gt=0)
 
-    # features and labels
+    # features and labels; `features` is a feature spec's indicator list (default: the
+    # built-in set), e.g. [[features]] kind = "rsi" length = 9 in mptrain.toml
+    features: list[dict[str, Any]] | None = None
     horizon: int = Field(default=1, ge=1, le=60)
     dead_band: float = Field(default=0.0, ge=0.0, lt=0.5)
 

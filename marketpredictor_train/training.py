@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from marketpredictor_train.config import Settings
     from marketpredictor_train.data import LoadedData
     from marketpredictor_train.dataset import Dataset
+    from marketpredictor_train.features import FeatureSpec
     from marketpredictor_train.models.base import ModelType
     from marketpredictor_train.progress import ProgressCallback
     from marketpredictor_train.store import ModelStore, PromotionRecord
@@ -262,9 +263,9 @@ def _prepare_data(
 ) -> tuple[LoadedData, Dataset]:
     from marketpredictor_train.data import load_ohlcv
     from marketpredictor_train.dataset import MIN_BACKTEST_ROWS, build_dataset
-    from marketpredictor_train.features import default_spec, warmup_rows
+    from marketpredictor_train.features import warmup_rows
 
-    spec = default_spec()
+    spec = feature_spec(settings)
     with timer("data"):
         loaded = load_ohlcv(
             settings,
@@ -297,6 +298,15 @@ def _prepare_data(
         **dataset.window.to_dict(),
     )
     return loaded, dataset
+
+
+def feature_spec(settings: Settings) -> FeatureSpec:
+    """The feature spec of this run: the `features` setting, or the built-in default."""
+    from marketpredictor_train.features import FeatureSpec, default_spec
+
+    if settings.features is None:
+        return default_spec()
+    return FeatureSpec.from_dict({"indicators": settings.features})
 
 
 def _choose_params(

@@ -263,3 +263,27 @@ def test_a_champion_promoted_by_a_concurrent_run_is_not_overwritten(cli, tmp_pat
     assert "production model changed during this run" in result.output
     assert _json(second)["promoted"] is False
     assert Store(Path("models")).production().version == rival.version
+
+
+def test_feature_spec_from_the_config_file_is_used_and_saved(cli, tmp_path):
+    """`[[features]]` in mptrain.toml replaces the default set; the model file records the
+    spec and its hash, and only that spec's columns are fed to the model."""
+    Path("mptrain.toml").write_text(
+        '[[features]]\nkind = "rsi"\nlength = 9\n\n[[features]]\nkind = "roc"\nlength = 3\n'
+    )
+    out = tmp_path / "r.json"
+    assert cli("train", *FAST, *LOW_BAR, "--output-json", out).exit_code == 0
+    manifest = read_model_file(Path(_json(out)["model_path"])).manifest
+    assert manifest["feature_spec"]["indicators"] == [
+        {"kind": "rsi", "length": 9},
+        {"kind": "roc", "length": 3},
+    ]
+    assert manifest["feature_columns"] == ["rsi_9", "roc_3"]
+    assert _json(out)["n_features"] == 2
+
+
+def test_a_bad_feature_spec_is_a_configuration_error(cli):
+    Path("mptrain.toml").write_text('[[features]]\nkind = "rsi"\nlenght = 9\n')
+    result = cli("train", *FAST)
+    assert result.exit_code == 3, result.output
+    assert "lenght" in result.output
