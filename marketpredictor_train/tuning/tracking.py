@@ -49,8 +49,10 @@ class TrialTracker:
 
     def start(self) -> None:
         """Open this worker's parent run."""
-        # MLflow's own log handler would bypass ours (and the JSON log file).
+        # MLflow's own log handler would bypass ours (and the JSON log file), and its
+        # "View run at" line per finished run would land on stdout, which is not the log.
         os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         try:
             from mlflow.tracking import MlflowClient
 
