@@ -90,17 +90,18 @@ def window_sum_at(x: pl.Expr, start: int, length: int) -> pl.Expr:
 
 
 def seeded(x: pl.Expr, seed_at: int, seed: pl.Expr) -> pl.Expr:
-    """The input of a seeded smoothing: null before ``seed_at``, ``seed`` (its value on
-    that row) there, ``x`` after."""
-    i = position()
-    return pl.when(i == seed_at).then(seed).when(i > seed_at).then(x)
+    """The input of a seeded smoothing: ``seed`` on every row up to ``seed_at``, ``x``
+    after. The recursion over it holds the seed until ``seed_at`` and then runs on ``x``
+    exactly as if started there (the rows before are warm-up, masked afterwards), with no
+    nulls to step over, which Polars' ``ewm_mean`` does markedly faster."""
+    return pl.when(position() > seed_at).then(x).otherwise(seed)
 
 
 def smooth(seeded_x: pl.Expr, alpha: float, *, skip_nulls: bool = False) -> pl.Expr:
-    """Per ticker: ``y[t] = y[t-1] + alpha * (x[t] - y[t-1])`` started at the first non-null
-    value of :func:`seeded` input, which is how TA-Lib starts every recursive average (EMA,
-    Wilder's RMA): with the plain average of a first window. With ``skip_nulls`` a null
-    input leaves ``y`` unchanged (and yields null on that row)."""
+    """Per ticker: ``y[t] = y[t-1] + alpha * (x[t] - y[t-1])`` over :func:`seeded` input,
+    which is how TA-Lib starts every recursive average (EMA, Wilder's RMA): with the plain
+    average of a first window. With ``skip_nulls`` a null input leaves ``y`` unchanged
+    (and yields null on that row)."""
     return seeded_x.ewm_mean(alpha=alpha, adjust=False, ignore_nulls=skip_nulls)
 
 

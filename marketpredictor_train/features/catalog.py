@@ -115,29 +115,36 @@ BASE = [TICKER, POS, PREV_CLOSE, CHANGE]
 def _smoothed(
     name: str, x: pl.Expr, alpha: float, seed_at: int, seed: pl.Expr, *, skip_nulls: bool = False
 ) -> list[Column]:
-    """A TA-Lib seeded smoothing of ``x``: the seeded input (``seed``'s value on row
-    ``seed_at``, row-wise), then the per-ticker recursion. The last column is the result."""
+    """A TA-Lib seeded smoothing of ``x``: the seeded input (row-wise, ``seed``'s value up
+    to row ``seed_at``), the per-ticker recursion, and the result with its warm-up masked
+    (the last column)."""
     start = hidden(f"{name}_input", seeded(x, seed_at, seed))
-    result = hidden(name, smooth(ref(start), alpha, skip_nulls=skip_nulls), per_ticker=True)
-    return [start, result]
-
-
-def _first_sum(x: Column | pl.Expr, start: int, length: int) -> tuple[Column, pl.Expr]:
-    """A per-ticker column holding the sum of ``x`` over positions
-    ``start .. start + length - 1``, and a reference to it."""
-    name = x.name[2:] if isinstance(x, Column) else x.meta.output_name()
-    expr = ref(x) if isinstance(x, Column) else x
-    column = Column(
-        f"__{name}_sum_{start}_{length}", window_sum_at(expr, start, length), True, scalar=True
+    running = hidden(
+        f"{name}_running", smooth(ref(start), alpha, skip_nulls=skip_nulls), per_ticker=True
     )
-    return column, ref(column)
+    return [start, running, hidden(name, null_before(ref(running), seed_at))]
+
+
+def _seed(x: Column | pl.Expr, start: int, length: int, divisor: int) -> tuple[Column, pl.Expr]:
+    """A per-ticker column holding ``sum(x[start .. start + length - 1])`` (one value per
+    ticker), and the seed expression ``that sum / divisor``.
+
+    The aggregation stays a bare ``sum()``: Polars sums each ticker's slice on its own
+    there, while arithmetic on the aggregate inside ``over`` (``sum() / n``) takes a path
+    whose rounding depends on where the ticker's rows sit in memory, so a ticker's values
+    would move in the last bits with its neighbours. The division is row-wise.
+    """
+    name = x.name[2:] if isinstance(x, Column) else x.meta.output_name()
+    expr = window_sum_at(ref(x) if isinstance(x, Column) else x, start, length)
+    column = Column(f"__{name}_sum_{start}_{length}", expr, True, scalar=True)
+    return column, ref(column) / divisor
 
 
 def _wilder(name: str, x: Column, length: int) -> list[Column]:
     """Wilder's RMA of ``x`` (valid from position 1) seeded with the mean of its first
     ``length`` values, as TA-Lib's RSI and ATR: first value at position ``length``."""
-    seed, first_sum = _first_sum(x, 1, length)
-    return [seed, *_smoothed(name, ref(x), wilder_alpha(length), length, first_sum / length)]
+    seed_column, seed = _seed(x, 1, length, length)
+    return [seed_column, *_smoothed(name, ref(x), wilder_alpha(length), length, seed)]
 
 
 def _sma(n: int) -> list[Column]:
@@ -149,8 +156,8 @@ def _ema(n: int, seed_at: int | None = None) -> list[Column]:
     (default ``n - 1``, the first full window; MACD's fast EMA starts later)."""
     name = f"ema_{n}" if seed_at is None else f"ema_{n}_from_{seed_at}"
     seed_at = n - 1 if seed_at is None else seed_at
-    seed, first_sum = _first_sum(CLOSE, seed_at - n + 1, n)
-    return [TICKER, POS, seed, *_smoothed(name, CLOSE, ema_alpha(n), seed_at, first_sum / n)]
+    seed_column, seed = _seed(CLOSE, seed_at - n + 1, n, n)
+    return [TICKER, POS, seed_column, *_smoothed(name, CLOSE, ema_alpha(n), seed_at, seed)]
 
 
 def _std(n: int) -> Column:
@@ -183,13 +190,13 @@ def _macd(ind: Indicator) -> list[Column]:
     fast_ema = _ema(fast, seed_at=momentum.macd_seed_position(slow))
     slow_ema = _ema(slow)
     line = hidden(f"macd_line_{fast}_{slow}", ref(fast_ema[-1]) - ref(slow_ema[-1]))
-    line_seed, line_sum = _first_sum(line, momentum.macd_seed_position(slow), signal)
+    line_seed, seed = _seed(line, momentum.macd_seed_position(slow), signal, signal)
     signal_line = _smoothed(
         f"macd_signal_{fast}_{slow}_{signal}",
         ref(line),
         ema_alpha(signal),
         first,
-        line_sum / signal,
+        seed,
     )
     public_line = feature(f"macd_{s}", null_before(ref(line), first), first, model=False)
     sig = feature(f"macd_signal_{s}", ref(signal_line[-1]), first, model=False)
@@ -288,8 +295,8 @@ def _adx(ind: Indicator) -> list[Column]:
     moves = [TRUE_RANGE, hidden("plus_dm", plus_dm), hidden("minus_dm", minus_dm)]
     sums = []
     for x in moves:
-        seed_column, first_sum = _first_sum(x, 1, n - 1)
-        seed = trend.wilder_sum_seed(first_sum, n)
+        # TA-Lib's +DI/-DI/ADX sums start from the n - 1 values at positions 1..n-1
+        seed_column, seed = _seed(x, 1, n - 1, trend.wilder_sum_scale(n))
         steps = [seed_column]
         sums.append(
             [
@@ -309,10 +316,8 @@ def _adx(ind: Indicator) -> list[Column]:
     # counts 0, as in TA-Lib); afterwards an undefined DX leaves the ADX unchanged, which
     # skip_nulls plus carrying the last value over that row reproduces.
     seed_at = 2 * n - 1
-    dx_seed, dx_sum = _first_sum(dx, n, n)
-    adx_steps = _smoothed(
-        f"adx_{n}", ref(dx), wilder_alpha(n), seed_at, dx_sum / n, skip_nulls=True
-    )
+    dx_seed, dx_mean = _seed(dx, n, n, n)
+    adx_steps = _smoothed(f"adx_{n}", ref(dx), wilder_alpha(n), seed_at, dx_mean, skip_nulls=True)
     adx = feature(
         f"adx_{n}", null_before(ref(adx_steps[-1]).forward_fill(), seed_at), seed_at, model=True
     )

@@ -18,16 +18,16 @@ def directional_movement(
     return plus_dm, minus_dm
 
 
-def wilder_sum_seed(first_sum: pl.Expr, length: int) -> pl.Expr:
-    """The seed of Wilder's running sum as TA-Lib's +DI/-DI/ADX start it, from
-    ``first_sum``, the sum of the ``n - 1`` values at positions 1..n-1.
+def wilder_sum_scale(length: int) -> int:
+    """The divisor that turns Wilder's running sum, as TA-Lib's +DI/-DI/ADX use it, into an
+    RMA.
 
-    TA-Lib starts with that sum, then updates ``S[t] = S[t-1] - S[t-1] / n + x[t]`` and
-    reports from position ``n``. Divided by ``n`` that is an RMA (alpha = 1 / n) seeded at
-    position ``n - 1`` with ``first_sum / n``; only ratios of such sums are reported, so
-    the scale cancels.
+    TA-Lib starts the sum with the ``n - 1`` values at positions 1..n-1, then updates
+    ``S[t] = S[t-1] - S[t-1] / n + x[t]`` and reports from position ``n``. Divided by ``n``
+    that is an RMA (alpha = 1 / n) seeded at position ``n - 1`` with that first sum over
+    ``n``; only ratios of such sums are reported, so the scale cancels.
     """
-    return first_sum / length
+    return length
 
 
 def directional_index(dm_sum: pl.Expr, tr_sum: pl.Expr) -> pl.Expr:

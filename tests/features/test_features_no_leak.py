@@ -56,7 +56,7 @@ def test_row_order_does_not_matter(sample_ohlcv, full):
 
 
 def test_a_ticker_alone_gets_the_same_features_as_among_others(sample_ohlcv, full):
-    for ticker in ("AAPL", "MSFT"):
+    for ticker in ("AAPL", "GOOG", "IBM", "MSFT"):
         alone = build_features(sample_ohlcv.filter(pl.col("ticker") == ticker), SPEC)
         assert alone.equals(full.filter(pl.col("ticker") == ticker)), ticker
 
