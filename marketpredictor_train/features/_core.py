@@ -82,11 +82,12 @@ def short_window_mean(x: pl.Expr, length: int) -> pl.Expr:
     return total / length
 
 
-def window_sum_at(x: pl.Expr, start: int, length: int) -> pl.Expr:
-    """Per ticker, one value for all its rows: the sum of ``x`` over positions
+def window_sum_at(x: pl.Expr, start: int, length: int, *, mean: bool = False) -> pl.Expr:
+    """Per ticker, one value for all its rows: the sum (or mean) of ``x`` over positions
     ``start .. start + length - 1`` (a missing value counts 0), the seed of TA-Lib's
     smoothings."""
-    return x.fill_null(0.0).slice(start, length).sum()
+    window = x.fill_null(0.0).slice(start, length)
+    return window.mean() if mean else window.sum()
 
 
 def seeded(x: pl.Expr, seed_at: int, seed: pl.Expr) -> pl.Expr:

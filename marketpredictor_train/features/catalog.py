@@ -126,16 +126,22 @@ def _smoothed(
 
 
 def _seed(x: Column | pl.Expr, start: int, length: int, divisor: int) -> tuple[Column, pl.Expr]:
-    """A per-ticker column holding ``sum(x[start .. start + length - 1])`` (one value per
-    ticker), and the seed expression ``that sum / divisor``.
+    """A per-ticker column (one value per ticker) and the seed expression
+    ``sum(x[start .. start + length - 1]) / divisor``.
 
-    The aggregation stays a bare ``sum()``: Polars sums each ticker's slice on its own
-    there, while arithmetic on the aggregate inside ``over`` (``sum() / n``) takes a path
-    whose rounding depends on where the ticker's rows sit in memory, so a ticker's values
-    would move in the last bits with its neighbours. The division is row-wise.
+    The aggregation stays a bare ``sum()`` or ``mean()``: Polars reduces each ticker's
+    slice on its own there, while arithmetic on the aggregate inside ``over``
+    (``sum() / n``) takes a path whose rounding depends on where the ticker's rows sit in
+    memory, so a ticker's values would move in the last bits with its neighbours. Any
+    other division is row-wise.
     """
     name = x.name[2:] if isinstance(x, Column) else x.meta.output_name()
-    expr = window_sum_at(ref(x) if isinstance(x, Column) else x, start, length)
+    values = ref(x) if isinstance(x, Column) else x
+    if divisor == length:
+        expr = window_sum_at(values, start, length, mean=True)
+        column = Column(f"__{name}_mean_{start}_{length}", expr, True, scalar=True)
+        return column, ref(column)
+    expr = window_sum_at(values, start, length)
     column = Column(f"__{name}_sum_{start}_{length}", expr, True, scalar=True)
     return column, ref(column) / divisor
 
