@@ -211,19 +211,42 @@ def _macd(ind: Indicator) -> list[Column]:
     return [*fast_ema, *slow_ema, line, line_seed, *signal_line, *raw, *(rel(c) for c in raw)]
 
 
+def _window_extreme(source: str, length: int, *, highest: bool) -> list[Column]:
+    """The max (or min) of ``source`` over the last ``length`` rows, null until the
+    ticker has that many, as a doubling table: windows of 2, 4, 8, ... rows each combine
+    two overlapping halves, and the last combines two windows covering ``length``.
+
+    Max and min only select values, so these whole-column windows are exact once masked
+    to the ticker's own rows, and cheaper than Polars' ``rolling_max`` for the
+    Stochastic's 14 rows. The last column is the result.
+    """
+    combine = pl.max_horizontal if highest else pl.min_horizontal
+    name = "highest" if highest else "lowest"
+    steps: list[Column] = []
+    window, current = 1, pl.col(source)
+    while window * 2 <= length:
+        step = hidden(f"{source}_{name}_{window * 2}", combine(current, current.shift(window)))
+        steps.append(step)
+        window, current = window * 2, ref(step)
+    result = current if window == length else combine(current, current.shift(length - window))
+    steps.append(hidden(f"{name}_{length}", null_before(result, length - 1)))
+    return steps
+
+
 def _stoch(ind: Indicator) -> list[Column]:
     k, sk, d = ind.param("k"), ind.param("smooth_k"), ind.param("d")
     s = _suffix(ind, "k", "smooth_k", "d")
     first = momentum.stochastic_first_valid(k, sk, d)
     # rolling max/min only select values, so whole-column windows masked to the ticker's
     # own rows are exact
-    highest = hidden(f"highest_{k}", null_before(HIGH.rolling_max(k), k - 1))
-    lowest = hidden(f"lowest_{k}", null_before(LOW.rolling_min(k), k - 1))
+    high_steps = _window_extreme("high", k, highest=True)
+    low_steps = _window_extreme("low", k, highest=False)
+    highest, lowest = high_steps[-1], low_steps[-1]
     fast_k = hidden(f"fast_k_{k}", momentum.raw_stochastic(CLOSE, ref(highest), ref(lowest)))
     slow_k = hidden(f"slow_k_{k}_{sk}", short_window_mean(ref(fast_k), sk))
     pct_k = feature(f"stoch_k_{s}", null_before(ref(slow_k), first), first, model=True)
     pct_d = feature(f"stoch_d_{s}", short_window_mean(ref(slow_k), d), first, model=True)
-    return [TICKER, POS, highest, lowest, fast_k, slow_k, pct_k, pct_d]
+    return [TICKER, POS, *high_steps, *low_steps, fast_k, slow_k, pct_k, pct_d]
 
 
 def _roc(ind: Indicator) -> list[Column]:
