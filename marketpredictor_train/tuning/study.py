@@ -81,8 +81,10 @@ def open_study(
     """Create the study or join it; ConfigError when it tunes something else."""
     import optuna
 
+    from marketpredictor_train.tuning.pruning import LatestValueMedianPruner
+
     pruner: optuna.pruners.BasePruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS)
+        LatestValueMedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS)
         if settings.pruning
         else optuna.pruners.NopPruner()
     )

@@ -37,7 +37,7 @@ def _gap_in_trading_days(dates: np.ndarray, fold) -> int:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    n_days=st.integers(300, 900),
+    n_days=st.integers(450, 900),
     n_folds=st.integers(2, 6),
     purge_gap=st.integers(1, 10),
 )

@@ -216,10 +216,9 @@ def test_a_malformed_params_file_is_ignored_with_a_warning(tmp_path, content):
 
 
 def test_no_completed_trial_is_a_training_error(small_dataset, small_settings, monkeypatch):
-    from marketpredictor_train.tuning import study as study_mod
+    from marketpredictor_train.tuning import pruning
 
-    monkeypatch.setattr(study_mod, "PRUNER_STARTUP_TRIALS", 0)
-    monkeypatch.setattr(optuna.pruners, "MedianPruner", lambda **kw: _PruneAll())
+    monkeypatch.setattr(pruning, "LatestValueMedianPruner", lambda **kw: _PruneAll())
     with pytest.raises(TrainingError, match="no trial"):
         tune(small_settings(trials=2), get_model_type("xgb"), small_dataset, device="cpu")
 
