@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from marketpredictor_train.errors import MptrainError
 
 if TYPE_CHECKING:
     from marketpredictor_train.config import Settings
@@ -91,6 +95,85 @@ OutputJsonOpt = Annotated[
 ]
 
 
+# Options of the data, label and model steps, shared by train, optimize and validate.
+SourceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--source",
+        help="Market data: yahoo, sample (offline, bundled), or a CSV/Parquet file or "
+        "folder [default: yahoo].",
+    ),
+]
+TickersOpt = Annotated[
+    str | None,
+    typer.Option("--tickers", help="Comma-separated tickers [default: the source's universe]."),
+]
+PeriodOpt = Annotated[
+    PeriodChoice | None,
+    typer.Option(
+        "--period",
+        help="Historical data period, counted back from the last date in the data [default: 5y].",
+    ),
+]
+OfflineOpt = Annotated[
+    bool | None,
+    typer.Option("--offline", help="Use only the market-data cache; no network."),
+]
+HorizonOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--horizon",
+        min=1,
+        max=60,
+        help="Trading days the label looks ahead; also the least purge gap [default: 1].",
+    ),
+]
+DeadBandOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--dead-band",
+        min=0.0,
+        max=0.49,
+        help="Moves smaller than this (0.002 = 0.2%) get no label and are left out of "
+        "training and backtest [default: 0].",
+    ),
+]
+ModelTypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model-type",
+        help="Model type: xgb, rf, lgb, or any installed plugin type [default: xgb].",
+        autocompletion=complete_model_type,
+    ),
+]
+DeviceOpt = Annotated[
+    DeviceChoice | None,
+    typer.Option(
+        "--device", help="Where to fit: auto (GPU when present), cpu or cuda [default: auto]."
+    ),
+]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed [default: 42].")]
+StudyStorageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        metavar="URL",
+        help="Optuna study database (SQLAlchemy URL), e.g. "
+        "postgresql://user:pass@host:5432/optuna, shared by every worker "
+        "[env MPTRAIN_STORAGE; default: sqlite in <models-dir>/optuna.db].",
+    ),
+]
+StudyNameOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--study-name",
+        metavar="NAME",
+        help="Optuna study to create or join; workers with the same name and storage share "
+        "it [default: mptrain-<type>-h<horizon>-<hash of the data and folds>].",
+    ),
+]
+
+
 def build_settings(config: Path | None, **flags: Any) -> Settings:
     """Settings in force for this command: flags given here win over env, file and defaults."""
     from marketpredictor_train.config import load_settings
@@ -110,6 +193,29 @@ def setup_logging(settings: Settings) -> None:
         max_bytes=settings.log_max_bytes,
         backups=settings.log_backups,
     )
+
+
+def run_reported[R](
+    output_json: Path | None,
+    run: Callable[[], R],
+    render: Callable[[R], None],
+) -> R:
+    """Run a command's library call; render its result and write --output-json, which is
+    also written (with the error) when the call raises, before the error boundary maps the
+    exception to its exit code."""
+    started = time.monotonic()
+    try:
+        result = run()
+    except MptrainError as exc:
+        if output_json is not None:
+            from marketpredictor_train.results import failure_document
+
+            write_json(output_json, failure_document(exc, duration_s=time.monotonic() - started))
+        raise
+    render(result)
+    if output_json is not None:
+        write_json(output_json, result.to_dict())  # type: ignore[attr-defined]
+    return result
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from marketpredictor_train.cli._console import err_console
+from marketpredictor_train.cli import _console
 
 if TYPE_CHECKING:
     from marketpredictor_train.results import TrainResult, ValidateResult
@@ -15,7 +15,7 @@ def _pct(value: float | None) -> str:
 
 
 def render_train_result(result: TrainResult) -> None:
-    console = err_console()
+    console = _console.err_console()
     if result.validation is None:
         console.print(
             "[yellow]Validation skipped[/] (--skip-validation): no backtest metrics.",
@@ -47,7 +47,7 @@ def render_train_result(result: TrainResult) -> None:
 
 
 def render_validate_result(result: ValidateResult) -> None:
-    console = err_console()
+    console = _console.err_console()
     _render_validation(result.validation, result.thresholds, result.production_metrics)
     colour = "green" if result.passed else "red"
     console.print(f"[{colour}]{result.reason}[/]", highlight=False)
@@ -74,7 +74,7 @@ def _render_validation(
     pass/fail) and one line each for the interval, baselines, comparison and trading."""
     from rich.table import Table
 
-    console = err_console()
+    console = _console.err_console()
     metrics = validation["metrics"]
     window = validation["window"]
     baseline = validation["baselines"]["always_up"]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from marketpredictor_train.cli import _console
 from marketpredictor_train.cli._app import app
 from marketpredictor_train.cli._common import (
     ConfigOpt,
@@ -21,7 +22,6 @@ from marketpredictor_train.cli._common import (
     build_settings,
     setup_logging,
 )
-from marketpredictor_train.cli._console import err_console
 
 if TYPE_CHECKING:
     from marketpredictor_train.config import Settings
@@ -125,8 +125,8 @@ def fetch(
             str(r.last or "-"),
             r.detail,
         )
-    err_console().print(table)
-    err_console().print(
+    _console.err_console().print(table)
+    _console.err_console().print(
         f"{len(report.usable)} of {len(report.tickers)} tickers cached; "
         f"{len(report.failed)} failed; {report.retries} retries.",
         highlight=False,
@@ -179,7 +179,7 @@ def info(
             _size(t.size_bytes),
             "-" if t.days_behind is None else f"{t.days_behind} d",
         )
-    console = err_console()
+    console = _console.err_console()
     console.print(table)
     console.print(
         f"{len(inventory.tickers)} tickers, {_size(inventory.total_bytes)}; fresh means "
@@ -268,7 +268,7 @@ def check(
     table.add_column("last")
     for s in summary:
         table.add_row(s["ticker"], str(s["rows"]), str(s["first"]), str(s["last"]))
-    console = err_console()
+    console = _console.err_console()
     console.print(table)
     for ticker, why in loaded.dropped.items():
         console.print(f"[yellow]Left out[/] {ticker}: {why}", highlight=False)
@@ -281,7 +281,7 @@ def check(
 @contextmanager
 def _progress(settings: Settings) -> Iterator[ProgressCallback | None]:
     """A Rich progress bar on the shared stderr console, only for people at a terminal."""
-    console = err_console()
+    console = _console.err_console()
     if settings.quiet or not console.is_terminal:
         yield None
         return

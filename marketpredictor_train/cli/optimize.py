@@ -3,7 +3,6 @@ best_hyperparameters.json (the seed's scripts/optimize_hyperparams.py)."""
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,20 +10,27 @@ import typer
 from marketpredictor_train.cli._app import app
 from marketpredictor_train.cli._common import (
     ConfigOpt,
-    DeviceChoice,
+    DeadBandOpt,
+    DeviceOpt,
+    HorizonOpt,
     LogLevelOpt,
     LogsDirOpt,
     ModelsDirOpt,
+    ModelTypeOpt,
+    OfflineOpt,
     OutputJsonOpt,
-    PeriodChoice,
+    PeriodOpt,
     QuietOpt,
+    SeedOpt,
+    SourceOpt,
+    StudyNameOpt,
+    StudyStorageOpt,
+    TickersOpt,
     build_settings,
-    complete_model_type,
+    run_reported,
     setup_logging,
-    write_json,
 )
 from marketpredictor_train.cli._validation_options import EmbargoDaysOpt
-from marketpredictor_train.errors import MptrainError
 
 if TYPE_CHECKING:
     from marketpredictor_train.tuning import OptimizeResult
@@ -41,33 +47,9 @@ def optimize(
             "counts add up [default: 20].",
         ),
     ] = None,
-    model_type: Annotated[
-        str | None,
-        typer.Option(
-            "--model-type",
-            help="Model type to tune: xgb, rf, lgb or any installed type [default: xgb].",
-            autocompletion=complete_model_type,
-        ),
-    ] = None,
-    storage: Annotated[
-        str | None,
-        typer.Option(
-            "--storage",
-            metavar="URL",
-            help="Study database (SQLAlchemy URL), e.g. "
-            "postgresql://user:pass@host:5432/optuna, shared by every worker "
-            "[env MPTRAIN_STORAGE; default: sqlite in <models-dir>/optuna.db].",
-        ),
-    ] = None,
-    study_name: Annotated[
-        str | None,
-        typer.Option(
-            "--study-name",
-            metavar="NAME",
-            help="Study to create or join; workers with the same name and storage share "
-            "it [default: mptrain-<type>-h<horizon>-<hash of the data and folds>].",
-        ),
-    ] = None,
+    model_type: ModelTypeOpt = None,
+    storage: StudyStorageOpt = None,
+    study_name: StudyNameOpt = None,
     timeout: Annotated[
         float | None,
         typer.Option(
@@ -94,58 +76,15 @@ def optimize(
             help="Purged walk-forward folds over the training part [default: 4].",
         ),
     ] = None,
-    period: Annotated[
-        PeriodChoice | None,
-        typer.Option(
-            "--period",
-            help="Historical data period, counted back from the last date in the data "
-            "[default: 5y].",
-        ),
-    ] = None,
-    source: Annotated[
-        str | None,
-        typer.Option(
-            "--source",
-            help="Market data: yahoo, sample (offline, bundled), or a CSV/Parquet file or "
-            "folder [default: yahoo].",
-        ),
-    ] = None,
-    tickers: Annotated[
-        str | None,
-        typer.Option("--tickers", help="Comma-separated tickers [default: the source's universe]."),
-    ] = None,
-    horizon: Annotated[
-        int | None,
-        typer.Option(
-            "--horizon",
-            min=1,
-            max=60,
-            help="Trading days the label looks ahead; also the least purge gap [default: 1].",
-        ),
-    ] = None,
+    period: PeriodOpt = None,
+    source: SourceOpt = None,
+    tickers: TickersOpt = None,
+    horizon: HorizonOpt = None,
     embargo_days: EmbargoDaysOpt = None,
-    dead_band: Annotated[
-        float | None,
-        typer.Option(
-            "--dead-band",
-            min=0.0,
-            max=0.49,
-            help="Moves smaller than this (0.002 = 0.2%) get no label; tune with the "
-            "value train uses [default: 0].",
-        ),
-    ] = None,
-    offline: Annotated[
-        bool | None,
-        typer.Option("--offline", help="Use only the market-data cache; no network."),
-    ] = None,
-    device: Annotated[
-        DeviceChoice | None,
-        typer.Option(
-            "--device",
-            help="Where to fit: auto (GPU when present), cpu or cuda [default: auto].",
-        ),
-    ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Random seed [default: 42].")] = None,
+    dead_band: DeadBandOpt = None,
+    offline: OfflineOpt = None,
+    device: DeviceOpt = None,
+    seed: SeedOpt = None,
     models_dir: ModelsDirOpt = None,
     logs_dir: LogsDirOpt = None,
     log_level: LogLevelOpt = None,
@@ -159,8 +98,8 @@ def optimize(
 
     Run the same command with one --storage URL and --study-name on many machines to share
     one study. Exit 0: done; 1: data or fitting failed; 3: configuration error."""
-    started = time.monotonic()
-    try:
+
+    def run() -> OptimizeResult:
         settings = build_settings(
             config,
             trials=trials,
@@ -189,17 +128,9 @@ def optimize(
         from marketpredictor_train.cli._progress import progress_bars
 
         with progress_bars(quiet=settings.quiet) as progress:
-            result = api.optimize(settings, progress=progress)
-    except MptrainError as exc:
-        if output_json is not None:
-            from marketpredictor_train.results import failure_document
+            return api.optimize(settings, progress=progress)
 
-            write_json(output_json, failure_document(exc, duration_s=time.monotonic() - started))
-        raise
-
-    _render(result)
-    if output_json is not None:
-        write_json(output_json, result.to_dict())
+    run_reported(output_json, run, _render)
 
 
 def _render(result: OptimizeResult) -> None:

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
-import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from marketpredictor_train.cli._app import app
 from marketpredictor_train.cli._common import (
     ConfigOpt,
-    DeviceChoice,
+    DeadBandOpt,
+    DeviceOpt,
+    HorizonOpt,
     LogLevelOpt,
     LogsDirOpt,
     ModelsDirOpt,
+    ModelTypeOpt,
+    OfflineOpt,
     OutputJsonOpt,
-    PeriodChoice,
+    PeriodOpt,
     QuietOpt,
+    SeedOpt,
+    SourceOpt,
+    StudyNameOpt,
+    StudyStorageOpt,
+    TickersOpt,
     build_settings,
-    complete_model_type,
+    run_reported,
     setup_logging,
-    write_json,
 )
 from marketpredictor_train.cli._validation_options import (
     BacktestMonthsOpt,
@@ -29,7 +36,9 @@ from marketpredictor_train.cli._validation_options import (
     PrimaryMetricOpt,
     ReportDirOpt,
 )
-from marketpredictor_train.errors import MptrainError
+
+if TYPE_CHECKING:
+    from marketpredictor_train.results import TrainResult
 
 
 @app.command("train")
@@ -42,14 +51,7 @@ def train(
         int | None,
         typer.Option("--trials", min=1, help="Number of optimization trials [default: 20]."),
     ] = None,
-    period: Annotated[
-        PeriodChoice | None,
-        typer.Option(
-            "--period",
-            help="Historical data period, counted back from the last "
-            "date in the data [default: 5y].",
-        ),
-    ] = None,
+    period: PeriodOpt = None,
     force: Annotated[
         bool | None,
         typer.Option(
@@ -94,77 +96,22 @@ def train(
             help="Minimum backtest F1 score for promotion [default: 0.52].",
         ),
     ] = None,
-    model_type: Annotated[
-        str | None,
-        typer.Option(
-            "--model-type",
-            help="Model type: xgb, or any installed type [default: xgb].",
-            autocompletion=complete_model_type,
-        ),
-    ] = None,
+    model_type: ModelTypeOpt = None,
     dry_run: Annotated[
         bool | None,
         typer.Option("--dry-run", help="Train and validate but never save or promote."),
     ] = None,
-    source: Annotated[
-        str | None,
-        typer.Option(
-            "--source",
-            help="Market data: yahoo, sample (offline, bundled), or a "
-            "CSV/Parquet file or folder [default: yahoo].",
-        ),
-    ] = None,
-    tickers: Annotated[
-        str | None,
-        typer.Option("--tickers", help="Comma-separated tickers [default: the source's universe]."),
-    ] = None,
-    horizon: Annotated[
-        int | None,
-        typer.Option(
-            "--horizon", min=1, max=60, help="Trading days the label looks ahead [default: 1]."
-        ),
-    ] = None,
-    offline: Annotated[
-        bool | None,
-        typer.Option("--offline", help="Use only the market-data cache; no network."),
-    ] = None,
-    device: Annotated[
-        DeviceChoice | None,
-        typer.Option(
-            "--device", help="Where to fit: auto (GPU when present), cpu or cuda [default: auto]."
-        ),
-    ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Random seed [default: 42].")] = None,
-    storage: Annotated[
-        str | None,
-        typer.Option(
-            "--storage",
-            metavar="URL",
-            help="With --optimize: study database (SQLAlchemy URL, e.g. PostgreSQL) "
-            "[default: sqlite in <models-dir>/optuna.db].",
-        ),
-    ] = None,
-    study_name: Annotated[
-        str | None,
-        typer.Option(
-            "--study-name",
-            metavar="NAME",
-            help="With --optimize: study to create or join [default: derived from the "
-            "model type and data].",
-        ),
-    ] = None,
+    source: SourceOpt = None,
+    tickers: TickersOpt = None,
+    horizon: HorizonOpt = None,
+    offline: OfflineOpt = None,
+    device: DeviceOpt = None,
+    seed: SeedOpt = None,
+    storage: StudyStorageOpt = None,
+    study_name: StudyNameOpt = None,
     backtest_months: BacktestMonthsOpt = None,
     embargo_days: EmbargoDaysOpt = None,
-    dead_band: Annotated[
-        float | None,
-        typer.Option(
-            "--dead-band",
-            min=0.0,
-            max=0.49,
-            help="Moves smaller than this (0.002 = 0.2%) get no label and are left out of "
-            "training and backtest [default: 0].",
-        ),
-    ] = None,
+    dead_band: DeadBandOpt = None,
     primary_metric: PrimaryMetricOpt = None,
     cost_per_trade: CostPerTradeOpt = None,
     skip_validation: Annotated[
@@ -196,8 +143,8 @@ def train(
     """Train a model, validate it on the last months of data and promote it when it
     passes. Exit 0: done; 1: training failed; 2: not promoted (validation failed);
     3: configuration error."""
-    started = time.monotonic()
-    try:
+
+    def run() -> TrainResult:
         settings = build_settings(
             config,
             optimize=optimize,
@@ -236,17 +183,9 @@ def train(
         from marketpredictor_train.cli._progress import progress_bars
 
         with progress_bars(quiet=settings.quiet) as progress:
-            result = api.train(settings, progress=progress)
-    except MptrainError as exc:
-        if output_json is not None:
-            from marketpredictor_train.results import failure_document
-
-            write_json(output_json, failure_document(exc, duration_s=time.monotonic() - started))
-        raise
+            return api.train(settings, progress=progress)
 
     from marketpredictor_train.cli._render import render_train_result
 
-    render_train_result(result)
-    if output_json is not None:
-        write_json(output_json, result.to_dict())
+    result = run_reported(output_json, run, render_train_result)
     raise typer.Exit(result.exit_code)

@@ -3,9 +3,8 @@ latest data, against the thresholds, with a report."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,12 +14,15 @@ from marketpredictor_train.cli._common import (
     LogLevelOpt,
     LogsDirOpt,
     ModelsDirOpt,
+    OfflineOpt,
     OutputJsonOpt,
-    PeriodChoice,
+    PeriodOpt,
     QuietOpt,
+    SourceOpt,
+    TickersOpt,
     build_settings,
+    run_reported,
     setup_logging,
-    write_json,
 )
 from marketpredictor_train.cli._validation_options import (
     BacktestMonthsOpt,
@@ -34,7 +36,6 @@ from marketpredictor_train.cli._validation_options import (
     ReportDirOpt,
 )
 from marketpredictor_train.cli.rollback import complete_version
-from marketpredictor_train.errors import MptrainError
 
 _HELP = (
     "Backtest a saved model on the latest data: the production model, or --version V, or "
@@ -46,6 +47,9 @@ _HELP = (
     "metric meets its threshold; 1: data or model error; 2: below a threshold; "
     "3: configuration error."
 )
+
+if TYPE_CHECKING:
+    from marketpredictor_train.results import ValidateResult
 
 
 @app.command("validate", help=_HELP)
@@ -67,30 +71,10 @@ def validate(
             help="Validate this model file (an mptrain .bin) instead of production.",
         ),
     ] = None,
-    source: Annotated[
-        str | None,
-        typer.Option(
-            "--source",
-            help="Market data: yahoo, sample (offline, bundled), or a CSV/Parquet file or "
-            "folder [default: yahoo].",
-        ),
-    ] = None,
-    tickers: Annotated[
-        str | None,
-        typer.Option("--tickers", help="Comma-separated tickers [default: the source's universe]."),
-    ] = None,
-    period: Annotated[
-        PeriodChoice | None,
-        typer.Option(
-            "--period",
-            help="Historical data period, counted back from the last date in the data "
-            "[default: 5y].",
-        ),
-    ] = None,
-    offline: Annotated[
-        bool | None,
-        typer.Option("--offline", help="Use only the market-data cache; no network."),
-    ] = None,
+    source: SourceOpt = None,
+    tickers: TickersOpt = None,
+    period: PeriodOpt = None,
+    offline: OfflineOpt = None,
     backtest_months: BacktestMonthsOpt = None,
     embargo_days: EmbargoDaysOpt = None,
     min_accuracy: MinAccuracyOpt = None,
@@ -108,8 +92,8 @@ def validate(
     output_json: OutputJsonOpt = None,
 ) -> None:
     """Backtest a saved model on the latest data (see _HELP)."""
-    started = time.monotonic()
-    try:
+
+    def run() -> ValidateResult:
         settings = build_settings(
             config,
             source=source,
@@ -135,19 +119,9 @@ def validate(
         from marketpredictor_train.cli._progress import progress_bars
 
         with progress_bars(quiet=settings.quiet) as progress:
-            result = api.validate(
-                settings, version=version, model_file=model_file, progress=progress
-            )
-    except MptrainError as exc:
-        if output_json is not None:
-            from marketpredictor_train.results import failure_document
-
-            write_json(output_json, failure_document(exc, duration_s=time.monotonic() - started))
-        raise
+            return api.validate(settings, version=version, model_file=model_file, progress=progress)
 
     from marketpredictor_train.cli._render import render_validate_result
 
-    render_validate_result(result)
-    if output_json is not None:
-        write_json(output_json, result.to_dict())
+    result = run_reported(output_json, run, render_validate_result)
     raise typer.Exit(result.exit_code)
