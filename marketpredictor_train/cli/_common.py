@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from enum import StrEnum
@@ -220,14 +218,6 @@ def run_reported[R](
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
     """Write a JSON document atomically (a reader never sees half a file)."""
-    path = path.expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(document, fh, indent=2, default=str)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from marketpredictor_train.fileio import atomic_write_text
+
+    atomic_write_text(path.expanduser(), json.dumps(document, indent=2, default=str) + "\n")

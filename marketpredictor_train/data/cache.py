@@ -18,8 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ import structlog
 
 from marketpredictor_train.data.schema import OHLCV_COLUMNS, validate_ohlcv
 from marketpredictor_train.errors import DataError
+from marketpredictor_train.fileio import atomic_writer
 
 if TYPE_CHECKING:
     import polars as pl
@@ -271,18 +270,8 @@ class OhlcvCache:
         )
         table = frame.to_arrow().replace_schema_metadata({META_KEY: meta.to_json()})
         path = self.path(ticker)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                pq.write_table(table, fh, compression="zstd", write_page_checksum=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(self.dir)
+        with atomic_writer(path) as fh:
+            pq.write_table(table, fh, compression="zstd", write_page_checksum=True)
         return meta
 
     def merge(
@@ -422,20 +411,6 @@ def _empty_frame() -> pl.DataFrame:
     from marketpredictor_train.data.schema import ohlcv_schema
 
     return pl.DataFrame(schema=ohlcv_schema())
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not possible (nor needed) on Windows.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -19,18 +19,16 @@ old file or the new one, never a mix.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
-import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from marketpredictor_train.errors import ModelFileError
+from marketpredictor_train.fileio import atomic_write_bytes
 
 MAGIC = b"MPTRMDL\x00"
 FORMAT_VERSION = 1
@@ -138,53 +136,6 @@ def read_model_file(path: Path) -> ModelFile:
 def write_model_file(path: Path, manifest: dict[str, Any], payload: bytes) -> None:
     """Write a model file atomically: readers see the old file or the new one, never half."""
     atomic_write_bytes(Path(path), encode_model_file(manifest, payload))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, ``os.replace``, then fsync the folder so the
-    rename itself survives a power cut."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = write_temp_file(path.parent, path.name, data)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def write_temp_file(folder: Path, name: str, data: bytes) -> Path:
-    """A fully written, fsynced hidden temp file in ``folder`` (same filesystem as its target).
-
-    The name starts with a dot and ends in ``.tmp`` so that listings of ``model_*.bin``
-    never see it.
-    """
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp creates 0600; model files are meant to be read by the serving side too.
-        os.chmod(tmp, 0o644)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def fsync_dir(folder: Path) -> None:
-    """Persist a folder's entries (renames, links, unlinks); a no-op where unsupported."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):  # e.g. some network filesystems refuse it
-            os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _json_safe(value: Any) -> Any:

@@ -28,6 +28,7 @@ from typing import Any
 import structlog
 
 from marketpredictor_train.errors import ConfigError, ModelFileError, StoreError
+from marketpredictor_train.fileio import atomic_write_bytes, fsync_dir, write_temp_file
 from marketpredictor_train.store.history import (
     HISTORY_FILE_NAME,
     Action,
@@ -38,12 +39,9 @@ from marketpredictor_train.store.history import (
 from marketpredictor_train.store.lock import DEFAULT_LOCK_TIMEOUT_S, StoreLock
 from marketpredictor_train.store.modelfile import (
     ModelFile,
-    atomic_write_bytes,
     decode_model_file,
     encode_model_file,
-    fsync_dir,
     read_model_file,
-    write_temp_file,
 )
 from marketpredictor_train.store.names import (
     PROD_FILE_NAME,

@@ -9,12 +9,12 @@ the new one, never half of one.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
+
+from marketpredictor_train.fileio import atomic_write_text
 
 if TYPE_CHECKING:
     from marketpredictor_train.config import Settings
@@ -30,34 +30,9 @@ def best_params_path(settings: Settings) -> Path:
 
 
 def write_best_params(path: Path, document: dict[str, Any]) -> Path:
-    """Write ``document`` to ``path``: temp file in the same folder, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(document, fh, indent=2)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    """Write ``document`` to ``path`` atomically (readers never see half a file)."""
+    atomic_write_text(path, json.dumps(document, indent=2) + "\n")
     return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems cannot sync a directory; the rename is still atomic
-    finally:
-        os.close(fd)
 
 
 def read_best_params(path: Path) -> dict[str, Any] | None:

@@ -136,8 +136,8 @@ def test_crash_while_writing_production_leaves_the_old_one_in_place(store, save_
         textwrap.dedent(f"""
             import os
             from pathlib import Path
-            import marketpredictor_train.store.modelfile as mf
-            mf.os.replace = lambda *args: os._exit(1)  # die before the rename
+            import marketpredictor_train.fileio as fileio
+            fileio.os.replace = lambda *args: os._exit(1)  # die before the rename
             from marketpredictor_train.store import ModelStore
             ModelStore(Path({str(store.models_dir)!r})).promote({b.version!r}, reason="x")
         """),

@@ -1,0 +1,77 @@
+"""Crash-safe file writes: a temp file in the target's folder, fsync, ``os.replace``, then
+fsync the folder, so a reader sees the old file or the new one, never half of either."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextlib.contextmanager
+def atomic_writer(
+    path: Path, mode: str = "wb", *, encoding: str | None = None
+) -> Iterator[IO[Any]]:
+    """Yield a file to write ``path``'s new content into; it replaces ``path`` only when
+    the block finishes without an error (and is removed otherwise)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, mode, encoding=encoding) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        # mkstemp creates 0600; what we write is meant to be read by other users too.
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_writer(path) as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    with atomic_writer(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def write_temp_file(folder: Path, name: str, data: bytes) -> Path:
+    """A fully written, fsynced hidden temp file in ``folder`` (same filesystem as its
+    target), for callers that give it its final name themselves (e.g. with a hard link).
+
+    The name starts with a dot and ends in ``.tmp`` so folder listings skip it."""
+    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def fsync_dir(folder: Path) -> None:
+    """Persist a folder's entries (renames, links, unlinks); a no-op where unsupported."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):  # e.g. some network filesystems refuse it
+            os.fsync(fd)
+    finally:
+        os.close(fd)
