@@ -61,7 +61,7 @@ def test_a_pruned_boosting_trial_stops_mid_fold_and_records_the_rounds_fitted(sm
         get_model_type("xgb"), _tuning_data(small_dataset), device="cpu", seed=1, pruning=True
     )
     study = optuna.create_study(pruner=_PruneAll())
-    study.enqueue_trial({"n_estimators": 200})
+    study.enqueue_trial({"n_estimators": 100})
     study.optimize(objective, n_trials=1)
     trial = study.trials[0]
     assert trial.state == optuna.trial.TrialState.PRUNED
