@@ -202,10 +202,10 @@ def main() -> int:
         print(f"  {module:<28} {seconds:6.2f} s")
 
     from marketpredictor_train.config import load_settings
-    from marketpredictor_train.training import _prepare_data, _Timer
+    from marketpredictor_train.training import StepTimer, prepare_data
 
-    timer = _Timer()
-    _, dataset = _prepare_data(load_settings(source="sample", mlflow=False), timer, None)
+    timer = StepTimer()
+    _, dataset = prepare_data(load_settings(source="sample", mlflow=False), timer, None)
     report["data"] = {**timer.timings, "n_train": dataset.train.height}
     print(
         f"\nData: load {timer.timings['data']:.2f} s, features {timer.timings['features']:.2f} s "

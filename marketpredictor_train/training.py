@@ -35,7 +35,9 @@ log = structlog.get_logger(__name__)
 MANIFEST_FORMAT = 1
 
 
-class _Timer:
+class StepTimer:
+    """Seconds spent per named step of a run (a step timed twice adds up)."""
+
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
 
@@ -57,7 +59,7 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
 
     run_id = uuid.uuid4().hex[:12]
     started = time.perf_counter()
-    timer = _Timer()
+    timer = StepTimer()
     with structlog.contextvars.bound_contextvars(run_id=run_id):
         model_cls = get_model_type(settings.model_type)  # unknown type: exit 3 before any work
         device = resolve_device(settings.device, model_cls)
@@ -70,7 +72,7 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
             device=device,
         )
 
-        loaded, dataset = _prepare_data(settings, timer, progress)
+        loaded, dataset = prepare_data(settings, timer, progress)
         with timer("features"):
             from marketpredictor_train.validation.stage import guard_dataset
 
@@ -258,9 +260,11 @@ def resolve_device(requested: str, model_cls: type[ModelType]) -> str:
     return _resolve_device(requested, model_cls)
 
 
-def _prepare_data(
-    settings: Settings, timer: _Timer, progress: ProgressCallback | None
+def prepare_data(
+    settings: Settings, timer: StepTimer, progress: ProgressCallback | None
 ) -> tuple[LoadedData, Dataset]:
+    """Load the market data and cut the modelling table into train | purge | backtest;
+    shared by train and optimize so both see exactly the same rows."""
     from marketpredictor_train.data import load_ohlcv
     from marketpredictor_train.dataset import MIN_BACKTEST_ROWS, build_dataset
     from marketpredictor_train.features import warmup_rows
@@ -313,7 +317,7 @@ def _choose_params(
     settings: Settings,
     model_cls: type[ModelType],
     dataset: Dataset,
-    timer: _Timer,
+    timer: StepTimer,
     progress: ProgressCallback | None,
 ) -> tuple[dict[str, Any], str]:
     """Tuned with --optimize; else best_hyperparameters.json when it is for this model

@@ -47,11 +47,11 @@ def optimize(settings: Settings, *, progress: ProgressCallback | None = None) ->
     another model type; DataError/TrainingError (exit 1) when data or fits fail."""
     from marketpredictor_train.models.device import resolve_device
     from marketpredictor_train.models.registry import get_model_type
-    from marketpredictor_train.training import _prepare_data, _Timer
+    from marketpredictor_train.training import StepTimer, prepare_data
 
     run_id = uuid.uuid4().hex[:12]
     started = time.perf_counter()
-    timer = _Timer()
+    timer = StepTimer()
     with structlog.contextvars.bound_contextvars(run_id=run_id):
         model_cls = get_model_type(settings.model_type)
         device = resolve_device(settings.device, model_cls)
@@ -64,7 +64,7 @@ def optimize(settings: Settings, *, progress: ProgressCallback | None = None) ->
             horizon=settings.horizon,
             device=device,
         )
-        _, dataset = _prepare_data(settings, timer, progress)
+        _, dataset = prepare_data(settings, timer, progress)
         with timer("optimize"):
             outcome = tune(settings, model_cls, dataset, device=device, progress=progress)
         with timer("store"):

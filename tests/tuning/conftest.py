@@ -63,10 +63,10 @@ def cheap_xgb_search_space(monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory: pytest.TempPathFactory):
     from marketpredictor_train.config import load_settings
-    from marketpredictor_train.training import _prepare_data, _Timer
+    from marketpredictor_train.training import StepTimer, prepare_data
 
     settings = load_settings(**SMALL_DATA, cache_dir=tmp_path_factory.mktemp("cache"), mlflow=False)
-    return _prepare_data(settings, _Timer(), None)[1]
+    return prepare_data(settings, StepTimer(), None)[1]
 
 
 # --- PostgreSQL -------------------------------------------------------------------------
