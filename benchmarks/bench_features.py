@@ -28,36 +28,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from marketpredictor_train.testing.synthetic import synthetic_ohlcv
+
 OHLCV = ("open", "high", "low", "close", "volume")
-
-
-def synthetic_ohlcv(tickers: int, days: int, seed: int = 2520) -> pl.DataFrame:
-    """Seeded random-walk daily bars: geometric close, open near the previous close,
-    high/low around both, log-normal volume; rows in (ticker, date) order."""
-    rng = np.random.default_rng(seed)
-    n = tickers * days
-    start = np.repeat(rng.uniform(5.0, 500.0, tickers), days)
-    drift = np.repeat(rng.normal(0.0003, 0.0005, tickers), days)
-    vol = np.repeat(rng.uniform(0.008, 0.035, tickers), days)
-    steps = (drift + vol * rng.standard_normal(n)).reshape(tickers, days)
-    close = start * np.exp(np.cumsum(steps, axis=1).ravel())
-    open_ = close * (1.0 + 0.3 * vol * rng.standard_normal(n))
-    high = np.maximum(open_, close) * (1.0 + vol * rng.uniform(0.05, 0.8, n))
-    low = np.minimum(open_, close) * (1.0 - vol * rng.uniform(0.05, 0.8, n))
-    volume = np.round(np.repeat(rng.uniform(1e5, 5e7, tickers), days) * rng.lognormal(0, 0.4, n))
-    dates = pl.date_range(pl.date(2000, 1, 3), pl.date(2100, 1, 1), "1d", eager=True)
-    dates = dates.filter(dates.dt.weekday() <= 5).head(days)
-    return pl.DataFrame(
-        {
-            "ticker": np.repeat([f"T{i:04d}" for i in range(tickers)], days),
-            "date": pl.concat([dates] * tickers),
-            "open": open_,
-            "high": high,
-            "low": low,
-            "close": close,
-            "volume": volume,
-        }
-    )
 
 
 def _peak_rss_mb() -> float:
@@ -327,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import polars
 
-    data = synthetic_ohlcv(args.tickers, args.days)
+    data = synthetic_ohlcv(args.tickers, args.days, seed=2520)
     print(
         f"data: {args.tickers} tickers x {args.days} days = {data.height:,} rows; "
         f"polars {polars.__version__}, {polars.thread_pool_size()} threads",

@@ -1,1 +1,2 @@
-"""Test helpers shipped with mptrain for the authors of model-type plugins."""
+"""Test helpers shipped with mptrain: the model-type contract suite for plugin authors and
+seeded synthetic OHLCV."""
