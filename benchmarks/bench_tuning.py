@@ -202,7 +202,8 @@ def main() -> int:
         print(f"  {module:<28} {seconds:6.2f} s")
 
     from marketpredictor_train.config import load_settings
-    from marketpredictor_train.training import StepTimer, prepare_data
+    from marketpredictor_train.pipelines.common import prepare_data
+    from marketpredictor_train.progress import StepTimer
 
     timer = StepTimer()
     _, dataset = prepare_data(load_settings(source="sample", mlflow=False), timer, None)

@@ -1,10 +1,150 @@
-"""The public library API: each function takes Settings and returns a result value."""
+"""The public library API, and the only door the CLI goes through: each function takes
+Settings and returns a result value (see :mod:`marketpredictor_train.results`).
+
+Importing this module is cheap: each function imports its pipeline when called, so a
+program (or `mptrain --help`) pays only for what it uses.
+"""
 
 from __future__ import annotations
 
-from marketpredictor_train.store.service import list_models, prune_models, rollback
-from marketpredictor_train.training import train
-from marketpredictor_train.tuning import optimize
-from marketpredictor_train.validation.standalone import validate
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["list_models", "optimize", "prune_models", "rollback", "train", "validate"]
+from marketpredictor_train.progress import ProgressCallback, ProgressEvent
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from marketpredictor_train.config import Settings
+    from marketpredictor_train.results import (
+        DataCheckResult,
+        DataFetchResult,
+        DataInfoResult,
+        ModelsListing,
+        OptimizeResult,
+        PruneResult,
+        RollbackResult,
+        TrainResult,
+        ValidateResult,
+    )
+
+__all__ = [
+    "ProgressCallback",
+    "ProgressEvent",
+    "check_data",
+    "configure_logging",
+    "data_info",
+    "fetch_data",
+    "list_models",
+    "optimize",
+    "prune_models",
+    "rollback",
+    "train",
+    "validate",
+    "version_names",
+    "write_json",
+]
+
+
+def train(settings: Settings, *, progress: ProgressCallback | None = None) -> TrainResult:
+    """Train, validate and maybe promote one model (`mptrain train`)."""
+    from marketpredictor_train.pipelines.train import train as run
+
+    return run(settings, progress=progress)
+
+
+def validate(
+    settings: Settings,
+    *,
+    version: str | None = None,
+    model_file: Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> ValidateResult:
+    """Backtest production, a version or a model file on the latest data (`mptrain validate`)."""
+    from marketpredictor_train.pipelines.validate import validate as run
+
+    return run(settings, version=version, model_file=model_file, progress=progress)
+
+
+def optimize(settings: Settings, *, progress: ProgressCallback | None = None) -> OptimizeResult:
+    """Tune hyperparameters and write best_hyperparameters.json (`mptrain optimize`)."""
+    from marketpredictor_train.pipelines.optimize import optimize as run
+
+    return run(settings, progress=progress)
+
+
+def rollback(
+    settings: Settings, version: str | None = None, *, reason: str | None = None
+) -> RollbackResult:
+    """Make ``version`` (default: the previous production model) production again."""
+    from marketpredictor_train.pipelines.store_ops import rollback as run
+
+    return run(settings, version, reason=reason)
+
+
+def list_models(settings: Settings, *, prune: int | None = None) -> ModelsListing:
+    """Versions, production and history (`mptrain models-list`); ``prune`` first if given."""
+    from marketpredictor_train.pipelines.store_ops import list_models as run
+
+    return run(settings, prune=prune)
+
+
+def prune_models(settings: Settings, keep: int) -> PruneResult:
+    """Keep the newest ``keep`` non-production versions and delete the rest."""
+    from marketpredictor_train.pipelines.store_ops import prune_models as run
+
+    return run(settings, keep)
+
+
+def version_names(models_dir: Path) -> list[str]:
+    """Versions in a store folder, newest first, from the folder listing alone."""
+    from marketpredictor_train.pipelines.store_ops import version_names as run
+
+    return run(models_dir)
+
+
+def fetch_data(
+    settings: Settings, *, full: bool = False, progress: ProgressCallback | None = None
+) -> DataFetchResult:
+    """Fill or refresh the Yahoo market-data cache (`mptrain data fetch`)."""
+    from marketpredictor_train.pipelines.data_ops import fetch_data as run
+
+    return run(settings, full=full, progress=progress)
+
+
+def data_info(settings: Settings, *, verify: bool = False) -> DataInfoResult:
+    """What the market-data cache holds, without the network (`mptrain data info`)."""
+    from marketpredictor_train.pipelines.data_ops import data_info as run
+
+    return run(settings, verify=verify)
+
+
+def check_data(
+    settings: Settings, *, min_history: int = 0, progress: ProgressCallback | None = None
+) -> DataCheckResult:
+    """Load a source through every input check, without training (`mptrain data check`)."""
+    from marketpredictor_train.pipelines.data_ops import check_data as run
+
+    return run(settings, min_history=min_history, progress=progress)
+
+
+def configure_logging(settings: Settings, console: Console | None = None) -> None:
+    """Console lines for people (on ``console``) and JSON lines into logs/training.log, at
+    the settings' level (WARNING with ``quiet``)."""
+    from marketpredictor_train.logconfig import configure_logging as configure
+
+    configure(
+        level=settings.log_level if not settings.quiet else "WARNING",
+        logs_dir=settings.logs_dir,
+        console=console,
+        max_bytes=settings.log_max_bytes,
+        backups=settings.log_backups,
+    )
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    """Write a JSON document atomically (a reader never sees half a file)."""
+    from marketpredictor_train.fileio import atomic_write_text
+
+    atomic_write_text(Path(path).expanduser(), json.dumps(document, indent=2, default=str) + "\n")

@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     # built-in set), e.g. [[features]] kind = "rsi" length = 9 in mptrain.toml
     features: list[dict[str, Any]] | None = None
     horizon: int = Field(default=1, ge=1, le=60)
-    dead_band: float = Field(default=0.0, ge=0.0, lt=0.5)
+    dead_band: float = Field(default=0.0, ge=0.0, le=0.49)
 
     # model
     model_type: str = "xgb"
@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     pruning: bool = True
     storage: str | None = None
     study_name: str | None = None
-    optimize_timeout_s: float | None = Field(default=None, gt=0)
+    optimize_timeout_s: float | None = Field(default=None, ge=1)
     # How often a running trial proves its worker alive; after twice this without a beat
     # the trial counts as crashed and is run again by another worker.
     trial_heartbeat_s: int = Field(default=60, ge=1)

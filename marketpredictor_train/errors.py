@@ -40,7 +40,10 @@ class TrackingError(MptrainError):
 
 
 class HookError(MptrainError):
-    """The post-promotion command failed; the promotion itself stands (exit 1)."""
+    """The post-promotion command failed; the promotion itself stands (exit 1). ``result``
+    is the operation's own result when it attached one (e.g. a rollback's)."""
+
+    result: object = None
 
 
 class ValidationFailed(MptrainError):

@@ -1,8 +1,11 @@
-"""Progress reporting from library code: a plain callback, drawn by the CLI only."""
+"""Progress reporting from library code (a plain callback, drawn by the CLI only) and the
+timer of a run's steps."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -29,3 +32,18 @@ def report(
     """Send one event if someone listens; library code calls this and never draws."""
     if callback is not None:
         callback(ProgressEvent(stage, completed, total, description))
+
+
+class StepTimer:
+    """Seconds spent per named step of a run (a step timed twice adds up)."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[step] = round(self.timings.get(step, 0.0) + time.perf_counter() - start, 3)

@@ -1,20 +1,100 @@
-"""Results of library operations: frozen values the CLI renders or writes as JSON."""
+"""Results of library operations: frozen values the CLI renders, and one JSON envelope for
+all of them (``--output-json``, ``models-list --json``, ``rollback --json``, ``data ... --json``).
+
+Every document has the same head: ``schema_version``, ``command``, ``status``,
+``exit_code``, ``warnings``, ``error`` (null, or ``{type, message, hint}`` on failure),
+followed by the command's own fields.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from marketpredictor_train.errors import MptrainError
+from marketpredictor_train.errors import EXIT_SUCCESS, MptrainError
 
-RESULT_SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from marketpredictor_train.data.inventory import CacheInventory
+    from marketpredictor_train.data.loader import LoadedData
+    from marketpredictor_train.data.yahoo import RefreshReport
+    from marketpredictor_train.store.history import PromotionRecord
+    from marketpredictor_train.store.hooks import HookOutcome
+    from marketpredictor_train.store.store import StoredModel, UnreadableFile
+    from marketpredictor_train.tuning.results import TuningOutcome
+
+    # Re-exported for type hints of the CLI, which imports only api, config, errors, results.
+    from marketpredictor_train.validation.backtest import ValidationReport as ValidationReport
+
+SCHEMA_VERSION = 1
+RESULT_SCHEMA_VERSION = SCHEMA_VERSION  # the name the first release used
+
+
+def envelope(
+    command: str,
+    *,
+    status: str,
+    exit_code: int,
+    warnings: tuple[str, ...] | list[str] = (),
+    error: MptrainError | None = None,
+) -> dict[str, Any]:
+    """The head every JSON document starts with."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "command": command,
+        "status": status,
+        "exit_code": exit_code,
+        "warnings": list(warnings),
+        "error": None
+        if error is None
+        else {"type": type(error).__name__, "message": error.message, "hint": error.hint},
+    }
+
+
+def failure_document(command: str, exc: MptrainError, *, duration_s: float) -> dict[str, Any]:
+    """The document of a command that stopped with an error."""
+    return {
+        **envelope(command, status="failed", exit_code=exc.exit_code, error=exc),
+        "promoted": False,
+        "version": None,
+        "duration_s": round(duration_s, 3),
+    }
+
+
+class Result:
+    """A command's result: ``to_dict`` is the envelope followed by ``payload()``."""
+
+    command: ClassVar[str]
+    status: str
+    exit_code: int
+    warnings: tuple[str, ...]
+
+    def payload(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **envelope(
+                self.command, status=self.status, exit_code=self.exit_code, warnings=self.warnings
+            ),
+            **self.payload(),
+        }
+
+
+def _fields(obj: Any, *skip: str) -> dict[str, Any]:
+    """A dataclass's own fields (shallow), without the envelope's and ``skip``."""
+    left_out = {"status", "exit_code", "warnings", *skip}
+    return {f.name: getattr(obj, f.name) for f in fields(obj) if f.name not in left_out}
 
 
 @dataclass(frozen=True)
-class TrainResult:
-    """What one `mptrain train` did. ``to_dict`` is the --output-json document."""
+class TrainResult(Result):
+    """What one `mptrain train` did."""
 
-    status: str  # "promoted" | "not_promoted" | "dry_run"
+    command: ClassVar[str] = "train"
+
+    status: str  # "promoted" | "not_promoted" | "dry_run" | "not_validated"
     exit_code: int
     promoted: bool
     passed_validation: bool
@@ -23,6 +103,7 @@ class TrainResult:
     model_path: str | None
     model_type: str
     params: dict[str, Any]
+    param_source: str
     metrics: dict[str, Any]
     production_version: str | None
     production_metrics: dict[str, Any] | None
@@ -40,30 +121,27 @@ class TrainResult:
     run_id: str
     mlflow_run_id: str | None
     warnings: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
-    # The backtest in full (CI, baselines, trading view, per ticker, comparison); None
-    # when validation was skipped.
-    validation: dict[str, Any] | None = None
+    # The backtest in full (interval, baselines, trading view, per ticker, comparison);
+    # None when validation was skipped.
+    validation: ValidationReport | None = None
     skipped_validation: bool = False
     refit: bool = False
     metrics_of: str = "the saved model, on the backtest"
     report_dir: str | None = None
     report_files: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        doc = asdict(self)
-        doc["warnings"] = list(self.warnings)
+    def payload(self) -> dict[str, Any]:
+        doc = _fields(self, "validation")
         doc["report_files"] = list(self.report_files)
-        extra = doc.pop("extra")
-        doc.update(extra)
-        doc["error"] = None
-        doc["schema_version"] = RESULT_SCHEMA_VERSION
+        doc["validation"] = None if self.validation is None else self.validation.to_dict()
         return doc
 
 
 @dataclass(frozen=True)
-class ValidateResult:
-    """What one `mptrain validate` found. ``to_dict`` is the --output-json document."""
+class ValidateResult(Result):
+    """What one `mptrain validate` found."""
+
+    command: ClassVar[str] = "validate"
 
     status: str  # "passed" | "failed"
     exit_code: int
@@ -80,7 +158,7 @@ class ValidateResult:
     production_metrics: dict[str, Any] | None
     n_test: int
     data_window: dict[str, Any]
-    validation: dict[str, Any]
+    validation: ValidationReport
     report_dir: str | None
     report_files: tuple[str, ...]
     duration_s: float
@@ -88,23 +166,178 @@ class ValidateResult:
     warnings: tuple[str, ...] = ()
     mlflow_run_id: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        doc = asdict(self)
-        doc["warnings"] = list(self.warnings)
+    def payload(self) -> dict[str, Any]:
+        doc = _fields(self, "validation")
         doc["report_files"] = list(self.report_files)
-        doc["error"] = None
-        doc["schema_version"] = RESULT_SCHEMA_VERSION
+        doc["validation"] = self.validation.to_dict()
         return doc
 
 
-def failure_document(exc: MptrainError, *, duration_s: float) -> dict[str, Any]:
-    """The --output-json document of a run that stopped with an error."""
-    return {
-        "schema_version": RESULT_SCHEMA_VERSION,
-        "status": "failed",
-        "exit_code": exc.exit_code,
-        "promoted": False,
-        "version": None,
-        "error": {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint},
-        "duration_s": round(duration_s, 3),
-    }
+@dataclass(frozen=True)
+class OptimizeResult(Result):
+    """What one `mptrain optimize` did; the tuning outcome's fields are at the top level."""
+
+    command: ClassVar[str] = "optimize"
+
+    status: str  # "completed"
+    exit_code: int
+    tuning: TuningOutcome
+    params_file: str | None
+    data_window: dict[str, Any]
+    n_train: int
+    timings: dict[str, float]
+    duration_s: float
+    run_id: str
+    warnings: tuple[str, ...] = ()
+
+    def payload(self) -> dict[str, Any]:
+        tuning = asdict(self.tuning)
+        tuning.pop("warnings")
+        tuning.pop("duration_s")
+        return {**tuning, **_fields(self, "tuning")}
+
+
+@dataclass(frozen=True)
+class RollbackResult(Result):
+    """A completed rollback: the history record, the model now in production, and what
+    the post-promotion command did."""
+
+    command: ClassVar[str] = "rollback"
+
+    record: PromotionRecord
+    model: StoredModel
+    hook: HookOutcome
+    status: str = "rolled_back"
+    exit_code: int = EXIT_SUCCESS
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def version(self) -> str:
+        return self.record.to_version
+
+    @property
+    def previous_version(self) -> str | None:
+        return self.record.from_version
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "action": self.record.action,
+            "version": self.version,
+            "previous_version": self.previous_version,
+            "record": self.record.to_dict(),
+            "model": self.model.summary(),
+            "hook": self.hook.to_dict() if self.hook.ran else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    """What a prune removed and what it kept."""
+
+    keep: int
+    removed: tuple[str, ...]
+    kept: tuple[str, ...]  # non-production versions left, newest first
+    production: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "keep": self.keep,
+            "removed": list(self.removed),
+            "kept": list(self.kept),
+            "production": self.production,
+        }
+
+
+@dataclass(frozen=True)
+class ModelsListing(Result):
+    """The store at one moment: versions newest first, production, history oldest first."""
+
+    command: ClassVar[str] = "models-list"
+
+    models_dir: Path
+    models: tuple[StoredModel, ...]
+    production: StoredModel | None
+    production_error: str | None
+    history: tuple[PromotionRecord, ...]
+    unreadable: tuple[UnreadableFile, ...]
+    pruned: PruneResult | None = None
+    status: str = "listed"
+    exit_code: int = EXIT_SUCCESS
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def production_recorded(self) -> bool:
+        """False when production was changed outside mptrain (e.g. a manual ``cp``) since
+        the last recorded promotion."""
+        if self.production is None:
+            return True
+        return bool(self.history) and self.history[-1].to_version == self.production.version
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "models_dir": str(self.models_dir),
+            "production": self.production.summary() if self.production else None,
+            "production_error": self.production_error,
+            "production_recorded": self.production_recorded,
+            "models": [m.summary() for m in self.models],
+            "unreadable": [{"path": str(u.path), "reason": u.reason} for u in self.unreadable],
+            "history": [r.to_dict() for r in self.history],
+            "pruned": self.pruned.to_dict() if self.pruned else None,
+        }
+
+
+@dataclass(frozen=True)
+class DataFetchResult(Result):
+    """What `mptrain data fetch` did to the cache."""
+
+    command: ClassVar[str] = "data fetch"
+
+    report: RefreshReport
+    cache_dir: str
+    status: str = "fetched"
+    exit_code: int = EXIT_SUCCESS
+    warnings: tuple[str, ...] = ()
+
+    def payload(self) -> dict[str, Any]:
+        return {"cache_dir": self.cache_dir, **self.report.to_dict()}
+
+
+@dataclass(frozen=True)
+class DataInfoResult(Result):
+    """What the market-data cache holds (`mptrain data info`)."""
+
+    command: ClassVar[str] = "data info"
+
+    inventory: CacheInventory
+    status: str = "listed"
+    exit_code: int = EXIT_SUCCESS
+    warnings: tuple[str, ...] = ()
+
+    def payload(self) -> dict[str, Any]:
+        return self.inventory.to_dict()
+
+
+@dataclass(frozen=True)
+class DataCheckResult(Result):
+    """A data source loaded through every input check (`mptrain data check`)."""
+
+    command: ClassVar[str] = "data check"
+
+    loaded: LoadedData
+    tickers: list[dict[str, Any]] = field(default_factory=list)  # per ticker: rows, first, last
+    status: str = "passed"
+    exit_code: int = EXIT_SUCCESS
+    warnings: tuple[str, ...] = ()
+
+    def payload(self) -> dict[str, Any]:
+        loaded = self.loaded
+        return {
+            "source": loaded.source,
+            "rows": loaded.rows,
+            "start": loaded.start.isoformat(),
+            "end": loaded.end.isoformat(),
+            "tickers": [
+                {**s, "first": str(s["first"]), "last": str(s["last"])} for s in self.tickers
+            ],
+            "dropped": dict(loaded.dropped),
+        }

@@ -94,11 +94,12 @@ def test_log_file_rotates_by_size_and_keeps_the_configured_backups(logs: Path):
 def test_rotation_limits_come_from_the_settings(logs: Path, monkeypatch):
     """MPTRAIN_LOG_MAX_BYTES / MPTRAIN_LOG_BACKUPS (or the config file) reach the handler
     the CLI installs."""
-    from marketpredictor_train.cli._common import build_settings, setup_logging
+    from marketpredictor_train.cli._common import setup_logging
+    from marketpredictor_train.config import load_settings
 
     monkeypatch.setenv("MPTRAIN_LOG_MAX_BYTES", "1024")
     monkeypatch.setenv("MPTRAIN_LOG_BACKUPS", "1")
-    setup_logging(build_settings(None, logs_dir=logs))
+    setup_logging(load_settings(logs_dir=logs))
     (handler,) = [
         h
         for h in logging.getLogger().handlers
@@ -121,9 +122,10 @@ def test_rotation_limits_come_from_the_settings(logs: Path, monkeypatch):
     ],
 )
 def test_log_level_flag_filters_the_log_file(logs: Path, flag: str, kept: set[str]):
-    from marketpredictor_train.cli._common import build_settings, setup_logging
+    from marketpredictor_train.cli._common import setup_logging
+    from marketpredictor_train.config import load_settings
 
-    setup_logging(build_settings(None, log_level=flag, logs_dir=logs))
+    setup_logging(load_settings(log_level=flag, logs_dir=logs))
     log = structlog.get_logger(__name__)
     log.debug("d")
     log.info("i")
@@ -134,11 +136,12 @@ def test_log_level_flag_filters_the_log_file(logs: Path, flag: str, kept: set[st
 
 def test_quiet_keeps_the_console_to_warnings_but_not_the_file(logs: Path, monkeypatch):
     from marketpredictor_train.cli import _console
-    from marketpredictor_train.cli._common import build_settings, setup_logging
+    from marketpredictor_train.cli._common import setup_logging
+    from marketpredictor_train.config import load_settings
 
     console = _quiet_console()
     monkeypatch.setattr(_console, "err_console", lambda: console)
-    setup_logging(build_settings(None, quiet=True, logs_dir=logs))
+    setup_logging(load_settings(quiet=True, logs_dir=logs))
     log = structlog.get_logger(__name__)
     log.info("Dataset loaded")
     log.warning("Ticker dropped")

@@ -139,7 +139,7 @@ def test_json_log_lines_have_exactly_the_seed_fields(cli):
         assert set(line) - {"metrics"} == {"timestamp", "level", "message", "module", "function"}
     complete = [line for line in lines if line["message"].startswith("Training complete")]
     assert complete and set(complete[0]["metrics"]) == {"accuracy", "precision", "recall", "f1"}
-    assert complete[0]["module"] == "training" and complete[0]["function"] == "train"
+    assert complete[0]["module"] == "train" and complete[0]["function"] == "train"
 
 
 def test_mlflow_run_has_the_seed_metrics_model_and_decision(cli, tmp_path, monkeypatch):

@@ -1,13 +1,14 @@
-"""Options shared by several commands, and the settings/logging set-up every command does."""
+"""Options shared by several commands (each named as the setting it sets), and the
+settings, logging and JSON set-up every command does."""
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -15,27 +16,15 @@ from marketpredictor_train.errors import MptrainError
 
 if TYPE_CHECKING:
     from marketpredictor_train.config import Settings
+    from marketpredictor_train.results import Result
 
 
-class PeriodChoice(StrEnum):
-    y1 = "1y"
-    y2 = "2y"
-    y3 = "3y"
-    y5 = "5y"
-    y10 = "10y"
-
-
-class LogLevelChoice(StrEnum):
-    DEBUG = "DEBUG"
-    INFO = "INFO"
-    WARNING = "WARNING"
-    ERROR = "ERROR"
-
-
-class DeviceChoice(StrEnum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
+# The choices of the settings of the same names in config.py (a test checks they agree;
+# config itself is too slow to import for --help and shell completion).
+Period = Literal["1y", "2y", "3y", "5y", "10y"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+Device = Literal["auto", "cpu", "cuda"]
+PrimaryMetric = Literal["accuracy", "precision", "recall", "f1", "roc_auc"]
 
 
 def complete_model_type(incomplete: str) -> list[str]:
@@ -44,6 +33,17 @@ def complete_model_type(incomplete: str) -> list[str]:
 
     names = sorted({ep.name for ep in entry_points(group="marketpredictor_train.model_types")})
     return [n for n in names if n.startswith(incomplete)]
+
+
+def complete_version(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Versions in the model store, from the folder listing alone (no model file is read).
+
+    The folder is --models-dir if already typed, else MPTRAIN_MODELS_DIR, else ./models;
+    a models_dir set only in a config file is not consulted, to keep completion instant."""
+    from marketpredictor_train import api
+
+    models_dir = ctx.params.get("models_dir") or os.environ.get("MPTRAIN_MODELS_DIR") or "models"
+    return [v for v in api.version_names(Path(models_dir)) if v.startswith(incomplete)]
 
 
 ConfigOpt = Annotated[
@@ -74,7 +74,7 @@ LogsDirOpt = Annotated[
     ),
 ]
 LogLevelOpt = Annotated[
-    LogLevelChoice | None,
+    LogLevel | None,
     typer.Option("--log-level", help="Logging level [default: INFO].", case_sensitive=False),
 ]
 QuietOpt = Annotated[
@@ -107,7 +107,7 @@ TickersOpt = Annotated[
     typer.Option("--tickers", help="Comma-separated tickers [default: the source's universe]."),
 ]
 PeriodOpt = Annotated[
-    PeriodChoice | None,
+    Period | None,
     typer.Option(
         "--period",
         help="Historical data period, counted back from the last date in the data [default: 5y].",
@@ -145,7 +145,7 @@ ModelTypeOpt = Annotated[
     ),
 ]
 DeviceOpt = Annotated[
-    DeviceChoice | None,
+    Device | None,
     typer.Option(
         "--device", help="Where to fit: auto (GPU when present), cpu or cuda [default: auto]."
     ),
@@ -172,28 +172,94 @@ StudyNameOpt = Annotated[
 ]
 
 
-def build_settings(config: Path | None, **flags: Any) -> Settings:
-    """Settings in force for this command: flags given here win over env, file and defaults."""
+# Options of the validation stage, shared by train and validate.
+BacktestMonthsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--backtest-months",
+        min=1,
+        max=60,
+        help="Months at the end of the data held out as the backtest [default: 6].",
+    ),
+]
+EmbargoDaysOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--embargo-days",
+        min=0,
+        help="Extra trading days dropped between training and backtest, on top of the "
+        "label horizon [default: 0].",
+    ),
+]
+CostPerTradeOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--cost-per-trade",
+        min=0.0,
+        max=0.1,
+        help="Trading cost per unit of capital bought or sold, for the trading view "
+        "(0.0005 = 5 basis points) [default: 0.0005].",
+    ),
+]
+PrimaryMetricOpt = Annotated[
+    PrimaryMetric | None,
+    typer.Option(
+        "--primary-metric",
+        help="Metric on which a new model must not be worse than production, on the same "
+        "backtest rows [default: accuracy].",
+    ),
+]
+ReportDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--report-dir",
+        file_okay=False,
+        help="Folder for the validation report (report.md, report.html, report.json, plots) "
+        "[default: models/reports/<version>/; for a dry run logs/reports/].",
+    ),
+]
+MinAccuracyOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--min-accuracy", min=0.0, max=1.0, help="Minimum backtest accuracy [default: 0.60]."
+    ),
+]
+MinPrecisionOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--min-precision", min=0.0, max=1.0, help="Minimum backtest precision [default: 0.55]."
+    ),
+]
+MinRecallOpt = Annotated[
+    float | None,
+    typer.Option("--min-recall", min=0.0, max=1.0, help="Minimum backtest recall [default: 0.50]."),
+]
+MinF1Opt = Annotated[
+    float | None,
+    typer.Option("--min-f1", min=0.0, max=1.0, help="Minimum backtest F1 score [default: 0.52]."),
+]
+
+
+def settings_from(ctx: typer.Context, *, skip: tuple[str, ...] = (), **fixed: Any) -> Settings:
+    """Settings in force for this command: every option of the command is a setting of the
+    same name (except ``config``, ``output_json`` and those in ``skip``); flags given win
+    over env, file and defaults; ``fixed`` values are set by the command itself."""
     from marketpredictor_train.config import load_settings
 
-    cleaned = {k: (v.value if isinstance(v, StrEnum) else v) for k, v in flags.items()}
-    return load_settings(config_file=config, **cleaned)
+    flags = {k: v for k, v in ctx.params.items() if k not in {"config", "output_json", *skip}}
+    flags.update(fixed)
+    return load_settings(config_file=ctx.params.get("config"), **flags)
 
 
 def setup_logging(settings: Settings) -> None:
+    from marketpredictor_train import api
     from marketpredictor_train.cli._console import err_console
-    from marketpredictor_train.logconfig import configure_logging
 
-    configure_logging(
-        level=settings.log_level if not settings.quiet else "WARNING",
-        logs_dir=settings.logs_dir,
-        console=err_console(),
-        max_bytes=settings.log_max_bytes,
-        backups=settings.log_backups,
-    )
+    api.configure_logging(settings, err_console())
 
 
-def run_reported[R](
+def run_reported[R: Result](
+    command: str,
     output_json: Path | None,
     run: Callable[[], R],
     render: Callable[[R], None],
@@ -201,23 +267,23 @@ def run_reported[R](
     """Run a command's library call; render its result and write --output-json, which is
     also written (with the error) when the call raises, before the error boundary maps the
     exception to its exit code."""
+    from marketpredictor_train import api
+    from marketpredictor_train.results import failure_document
+
     started = time.monotonic()
     try:
         result = run()
     except MptrainError as exc:
         if output_json is not None:
-            from marketpredictor_train.results import failure_document
-
-            write_json(output_json, failure_document(exc, duration_s=time.monotonic() - started))
+            duration = time.monotonic() - started
+            api.write_json(output_json, failure_document(command, exc, duration_s=duration))
         raise
     render(result)
     if output_json is not None:
-        write_json(output_json, result.to_dict())  # type: ignore[attr-defined]
+        api.write_json(output_json, result.to_dict())
     return result
 
 
-def write_json(path: Path, document: dict[str, Any]) -> None:
-    """Write a JSON document atomically (a reader never sees half a file)."""
-    from marketpredictor_train.fileio import atomic_write_text
-
-    atomic_write_text(path.expanduser(), json.dumps(document, indent=2, default=str) + "\n")
+def print_json(result: Result) -> None:
+    """A result's JSON document on stdout (``--json``)."""
+    typer.echo(json.dumps(result.to_dict(), indent=2, default=str))

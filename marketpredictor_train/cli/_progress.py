@@ -1,7 +1,7 @@
 """Progress bars for the library's long steps (downloads, features, training, trials),
 drawn on the shared stderr console, only for a person at a terminal and never with --quiet.
 
-The library only calls a ProgressCallback (marketpredictor_train.progress); this module is
+The library only calls a ProgressCallback (marketpredictor_train.api); this module is
 the one that draws. Log lines keep flowing while bars are shown: the live display swaps a
 proxy in for sys.stderr that prints each line above the bars (see logconfig)."""
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
 
-    from marketpredictor_train.progress import ProgressCallback, ProgressEvent
+    from marketpredictor_train.api import ProgressCallback, ProgressEvent
 
 # Stage names the library reports, in words for people; other stages show their own name.
 STAGE_LABELS = {

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from marketpredictor_train.cli import _console
 
 if TYPE_CHECKING:
-    from marketpredictor_train.results import TrainResult, ValidateResult
+    from marketpredictor_train.results import TrainResult, ValidateResult, ValidationReport
 
 
 def _pct(value: float | None) -> str:
@@ -22,7 +22,7 @@ def render_train_result(result: TrainResult) -> None:
             highlight=False,
         )
     else:
-        _render_validation(result.validation, result.thresholds, result.production_metrics)
+        _render_validation(result.validation)
     colour = (
         "green"
         if result.promoted
@@ -48,7 +48,7 @@ def render_train_result(result: TrainResult) -> None:
 
 def render_validate_result(result: ValidateResult) -> None:
     console = _console.err_console()
-    _render_validation(result.validation, result.thresholds, result.production_metrics)
+    _render_validation(result.validation)
     colour = "green" if result.passed else "red"
     console.print(f"[{colour}]{result.reason}[/]", highlight=False)
     if result.report_dir:
@@ -65,21 +65,18 @@ def _num(value: Any) -> str:
     return "-" if value is None else f"{float(value):.4f}"
 
 
-def _render_validation(
-    validation: dict[str, Any],
-    thresholds: dict[str, float],
-    production_metrics: dict[str, Any] | None,
-) -> None:
+def _render_validation(validation: ValidationReport) -> None:
     """The backtest table (metric, model, production, always-up baseline, threshold,
-    pass/fail) and one line each for the interval, baselines, comparison and trading."""
+    pass/fail as the gate decided) and one line each for the interval, baselines,
+    comparison and trading."""
     from rich.table import Table
 
     console = _console.err_console()
-    metrics = validation["metrics"]
-    window = validation["window"]
-    baseline = validation["baselines"]["always_up"]
-    comparison = validation.get("comparison")
-    prod = production_metrics or {}
+    metrics = validation.metrics
+    window = validation.window
+    baseline = validation.baselines["always_up"]
+    comparison = validation.comparison
+    prod = comparison.production if comparison else {}
     table = Table(
         title=f"Backtest {window.get('first_scored_date')} .. {window.get('last_scored_date')} "
         f"({metrics['n_samples']:,} rows, {window.get('n_days')} days)"
@@ -87,51 +84,49 @@ def _render_validation(
     table.add_column("metric")
     table.add_column("model", justify="right")
     table.add_column(
-        f"production ({comparison['n_common']:,} rows)" if comparison else "production",
+        f"production ({comparison.n_common:,} rows)" if comparison else "production",
         justify="right",
     )
     table.add_column("always up", justify="right")
     table.add_column("threshold", justify="right")
     table.add_column("", justify="center")
     for name in _SEED:
-        value = metrics.get(name)
-        floor = thresholds.get(name)
-        passed = floor is None or (value is not None and value >= floor)
+        check = validation.thresholds.get(name)
         table.add_row(
             name,
-            _pct(value),
+            _pct(metrics.get(name)),
             _pct(prod.get(name)),
             _pct(baseline.get(name)),
-            _pct(floor),
-            "[green]pass[/]" if passed else "[red]fail[/]",
+            _pct(check.threshold if check else None),
+            "" if check is None else ("[green]pass[/]" if check.passed else "[red]fail[/]"),
         )
     for name, label in _OTHER:
         table.add_row(label, _num(metrics.get(name)), _num(prod.get(name)), "-", "-", "")
     console.print(table)
 
-    ci = validation["accuracy_ci"]
-    yesterday = validation["baselines"]["yesterday_direction"]
+    ci = validation.accuracy_ci
+    yesterday = validation.baselines["yesterday_direction"]
     console.print(
         f"Accuracy 95% CI {_pct(ci['low'])} .. {_pct(ci['high'])} (block bootstrap over "
         f"days); yesterday's direction scores {_pct(yesterday['accuracy'])}.",
         highlight=False,
     )
     if comparison:
-        primary = comparison["primary_metric"]
-        dci = comparison["primary_difference_ci"]
+        primary = comparison.primary_metric
+        low, high = comparison.primary_difference_ci
         scale = 100 if primary in _SEED else 1
         unit = " pts" if primary in _SEED else ""
         console.print(
-            f"vs production {comparison['production_version']}: {primary} "
-            f"{(comparison['primary_difference'] or 0) * scale:+.2f}{unit} "
-            f"(95% CI {dci['low'] * scale:+.2f} .. {dci['high'] * scale:+.2f}{unit}, "
-            f"{comparison['verdict']}; McNemar p {_p(comparison['mcnemar']['p_value'])})",
+            f"vs production {comparison.production_version}: {primary} "
+            f"{(comparison.primary_difference or 0) * scale:+.2f}{unit} "
+            f"(95% CI {low * scale:+.2f} .. {high * scale:+.2f}{unit}, "
+            f"{comparison.verdict}; McNemar p {_p(comparison.mcnemar['p_value'])})",
             highlight=False,
         )
-    trading = validation["trading"]
-    strat, hold = trading["strategy"], trading["buy_and_hold"]
+    trading = validation.trading
+    strat, hold = trading.strategy, trading.buy_and_hold
     console.print(
-        f"Trading (cost {trading['cost_per_trade']:.2%}): model {_pct(strat['cumulative_return'])}"
+        f"Trading (cost {trading.cost_per_trade:.2%}): model {_pct(strat['cumulative_return'])}"
         f", Sharpe {_num2(strat['sharpe'])}, max drawdown {_pct(strat['max_drawdown'])}; "
         f"buy and hold {_pct(hold['cumulative_return'])}, Sharpe {_num2(hold['sharpe'])}.",
         highlight=False,

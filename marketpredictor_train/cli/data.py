@@ -3,7 +3,6 @@ load a source through every input check without training (check)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,15 +16,16 @@ from marketpredictor_train.cli._common import (
     ConfigOpt,
     LogLevelOpt,
     LogsDirOpt,
-    PeriodChoice,
+    Period,
     QuietOpt,
-    build_settings,
+    print_json,
+    settings_from,
     setup_logging,
 )
 
 if TYPE_CHECKING:
+    from marketpredictor_train.api import ProgressCallback, ProgressEvent
     from marketpredictor_train.config import Settings
-    from marketpredictor_train.progress import ProgressCallback
 
 data_app = typer.Typer(
     name="data",
@@ -44,7 +44,7 @@ TickersOpt = Annotated[
     ),
 ]
 PeriodOpt = Annotated[
-    PeriodChoice | None,
+    Period | None,
     typer.Option(
         "--period", help="Years of daily bars, counted back from the last date [default: 5y]."
     ),
@@ -66,6 +66,7 @@ JsonOpt = Annotated[
 
 @data_app.command("fetch")
 def fetch(
+    ctx: typer.Context,
     tickers: Annotated[
         str | None,
         typer.Option(
@@ -89,24 +90,16 @@ def fetch(
     """Download daily bars from Yahoo into the cache: only the days it lacks, unless
     --full. Run it in CI before 'mptrain train --offline'. Exit 0: cached; 1: too few
     tickers could be downloaded; 3: configuration error."""
-    settings = build_settings(
-        config,
-        source="yahoo",
-        tickers=tickers,
-        period=period,
-        cache_dir=cache_dir,
-        logs_dir=logs_dir,
-        log_level=log_level,
-        quiet=quiet,
-    )
+    settings = settings_from(ctx, skip=("full", "json_output"), source="yahoo")
     setup_logging(settings)
-    from marketpredictor_train.data import fetch_market_data
+    from marketpredictor_train import api
 
     with _progress(settings) as progress:
-        report = fetch_market_data(settings, full=full, progress=progress)
+        result = api.fetch_data(settings, full=full, progress=progress)
     if json_output:
-        _print_json(report.to_dict())
+        print_json(result)
         return
+    report = result.report
     from rich.table import Table
 
     table = Table(title=f"Yahoo cache {report.start} .. {report.through} ({settings.cache_dir})")
@@ -135,6 +128,7 @@ def fetch(
 
 @data_app.command("info")
 def info(
+    ctx: typer.Context,
     tickers: Annotated[
         str | None,
         typer.Option(
@@ -155,14 +149,15 @@ def info(
     """Show the Yahoo cache without using the network: per ticker its rows, first and
     last date, file size, and how many days it is behind (stale) or whether it is
     corrupt. Exit 0 always, unless the configuration is wrong (3)."""
-    settings = build_settings(config, tickers=tickers, cache_dir=cache_dir, log_level=log_level)
+    settings = settings_from(ctx, skip=("verify", "json_output"))
     setup_logging(settings)
-    from marketpredictor_train.data import cache_inventory
+    from marketpredictor_train import api
 
-    inventory = cache_inventory(settings, verify=verify)
+    result = api.data_info(settings, verify=verify)
     if json_output:
-        _print_json(inventory.to_dict())
+        print_json(result)
         return
+    inventory = result.inventory
     from rich.table import Table
 
     table = Table(title=f"Market-data cache {inventory.directory}")
@@ -195,6 +190,7 @@ def info(
 
 @data_app.command("check")
 def check(
+    ctx: typer.Context,
     source: Annotated[
         str | None,
         typer.Option(
@@ -228,37 +224,16 @@ def check(
     high/low/open/close order, volume, duplicate rows. Exit 0: the data is usable;
     1: it is not (the message names the tickers and dates at fault); 3: configuration
     error (e.g. the path does not exist)."""
-    settings = build_settings(
-        config,
-        source=source,
-        tickers=tickers,
-        period=period,
-        offline=offline,
-        cache_dir=cache_dir,
-        logs_dir=logs_dir,
-        log_level=log_level,
-        quiet=quiet,
-    )
+    settings = settings_from(ctx, skip=("min_history", "json_output"))
     setup_logging(settings)
-    from marketpredictor_train.data import load_ohlcv, ticker_summary
+    from marketpredictor_train import api
 
     with _progress(settings) as progress:
-        loaded = load_ohlcv(settings, min_history=min_history or 0, progress=progress)
-    summary = ticker_summary(loaded.frame)
+        result = api.check_data(settings, min_history=min_history or 0, progress=progress)
     if json_output:
-        _print_json(
-            {
-                "source": loaded.source,
-                "rows": loaded.rows,
-                "start": loaded.start.isoformat(),
-                "end": loaded.end.isoformat(),
-                "tickers": [
-                    {**s, "first": str(s["first"]), "last": str(s["last"])} for s in summary
-                ],
-                "dropped": loaded.dropped,
-            }
-        )
+        print_json(result)
         return
+    loaded, summary = result.loaded, result.tickers
     from rich.table import Table
 
     table = Table(title=f"{loaded.source}: {loaded.start} .. {loaded.end}")
@@ -287,8 +262,6 @@ def _progress(settings: Settings) -> Iterator[ProgressCallback | None]:
         return
     from rich.progress import Progress
 
-    from marketpredictor_train.progress import ProgressEvent
-
     with Progress(console=console, transient=True) as bar:
         tasks: dict[str, Any] = {}
 
@@ -303,10 +276,6 @@ def _progress(settings: Settings) -> Iterator[ProgressCallback | None]:
             )
 
         yield on_event
-
-
-def _print_json(document: dict[str, Any]) -> None:
-    typer.echo(json.dumps(document, indent=2, default=str))
 
 
 def _size(n: int) -> str:

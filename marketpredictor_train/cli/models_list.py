@@ -3,7 +3,6 @@ history; optionally prune old versions first."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -14,12 +13,13 @@ from marketpredictor_train.cli._common import (
     LogLevelOpt,
     LogsDirOpt,
     ModelsDirOpt,
-    build_settings,
+    print_json,
+    settings_from,
     setup_logging,
 )
 
 if TYPE_CHECKING:
-    from marketpredictor_train.store.service import ModelsListing
+    from marketpredictor_train.results import ModelsListing
 
 # The table shows the latest changes; --json has them all.
 _HISTORY_ROWS = 20
@@ -34,6 +34,7 @@ _HELP = (
 
 @app.command("models-list", help=_HELP)
 def models_list(
+    ctx: typer.Context,
     json_output: Annotated[
         bool,
         typer.Option("--json", help="Print the listing as one JSON document on stdout."),
@@ -54,13 +55,13 @@ def models_list(
     config: ConfigOpt = None,
 ) -> None:
     """List model versions, the production model and the promotion history (see _HELP)."""
-    settings = build_settings(config, models_dir=models_dir, logs_dir=logs_dir, log_level=log_level)
+    settings = settings_from(ctx, skip=("json_output", "prune"))
     setup_logging(settings)
-    from marketpredictor_train.store.service import list_models
+    from marketpredictor_train import api
 
-    listing = list_models(settings, prune=prune)
+    listing = api.list_models(settings, prune=prune)
     if json_output:
-        typer.echo(json.dumps(listing.to_dict(), indent=2, default=str))
+        print_json(listing)
     else:
         _render(listing)
 

@@ -9,9 +9,11 @@ import typer
 
 from marketpredictor_train.cli._app import app
 from marketpredictor_train.cli._common import (
+    BacktestMonthsOpt,
     ConfigOpt,
     DeadBandOpt,
     DeviceOpt,
+    EmbargoDaysOpt,
     HorizonOpt,
     LogLevelOpt,
     LogsDirOpt,
@@ -26,18 +28,18 @@ from marketpredictor_train.cli._common import (
     StudyNameOpt,
     StudyStorageOpt,
     TickersOpt,
-    build_settings,
     run_reported,
+    settings_from,
     setup_logging,
 )
-from marketpredictor_train.cli._validation_options import EmbargoDaysOpt
 
 if TYPE_CHECKING:
-    from marketpredictor_train.tuning import OptimizeResult
+    from marketpredictor_train.results import OptimizeResult
 
 
 @app.command("optimize")
 def optimize(
+    ctx: typer.Context,
     trials: Annotated[
         int | None,
         typer.Option(
@@ -50,7 +52,7 @@ def optimize(
     model_type: ModelTypeOpt = None,
     storage: StudyStorageOpt = None,
     study_name: StudyNameOpt = None,
-    timeout: Annotated[
+    optimize_timeout_s: Annotated[
         float | None,
         typer.Option(
             "--timeout",
@@ -80,6 +82,7 @@ def optimize(
     source: SourceOpt = None,
     tickers: TickersOpt = None,
     horizon: HorizonOpt = None,
+    backtest_months: BacktestMonthsOpt = None,
     embargo_days: EmbargoDaysOpt = None,
     dead_band: DeadBandOpt = None,
     offline: OfflineOpt = None,
@@ -100,29 +103,7 @@ def optimize(
     one study. Exit 0: done; 1: data or fitting failed; 3: configuration error."""
 
     def run() -> OptimizeResult:
-        settings = build_settings(
-            config,
-            trials=trials,
-            model_type=model_type,
-            storage=storage,
-            study_name=study_name,
-            optimize_timeout_s=timeout,
-            pruning=pruning,
-            cv_folds=cv_folds,
-            period=period,
-            source=source,
-            tickers=tickers,
-            horizon=horizon,
-            embargo_days=embargo_days,
-            dead_band=dead_band,
-            offline=offline,
-            device=device,
-            seed=seed,
-            models_dir=models_dir,
-            logs_dir=logs_dir,
-            log_level=log_level,
-            quiet=quiet,
-        )
+        settings = settings_from(ctx)
         setup_logging(settings)
         from marketpredictor_train import api
         from marketpredictor_train.cli._progress import progress_bars
@@ -130,7 +111,7 @@ def optimize(
         with progress_bars(quiet=settings.quiet) as progress:
             return api.optimize(settings, progress=progress)
 
-    run_reported(output_json, run, _render)
+    run_reported("optimize", output_json, run, _render)
 
 
 def _render(result: OptimizeResult) -> None:

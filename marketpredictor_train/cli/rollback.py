@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -15,24 +12,13 @@ from marketpredictor_train.cli._common import (
     LogLevelOpt,
     LogsDirOpt,
     ModelsDirOpt,
-    build_settings,
+    complete_version,
+    print_json,
+    settings_from,
     setup_logging,
 )
-
-if TYPE_CHECKING:
-    from marketpredictor_train.store.service import RollbackResult
-
-
-def complete_version(ctx: typer.Context, incomplete: str) -> list[str]:
-    """Versions in the model store, from the folder listing alone (no model file is read).
-
-    The folder is --models-dir if already typed, else MPTRAIN_MODELS_DIR, else ./models;
-    a models_dir set only in a config file is not consulted, to keep completion instant."""
-    from marketpredictor_train.store.names import list_version_names
-
-    models_dir = ctx.params.get("models_dir") or os.environ.get("MPTRAIN_MODELS_DIR") or "models"
-    return [v for v in list_version_names(Path(models_dir)) if v.startswith(incomplete)]
-
+from marketpredictor_train.errors import HookError
+from marketpredictor_train.results import RollbackResult
 
 _HELP = (
     "Make an earlier model version production again.\n\n"
@@ -45,6 +31,7 @@ _HELP = (
 
 @app.command("rollback", help=_HELP)
 def rollback(
+    ctx: typer.Context,
     version: Annotated[
         str | None,
         typer.Option(
@@ -68,15 +55,14 @@ def rollback(
     config: ConfigOpt = None,
 ) -> None:
     """Make an earlier model version production again (see _HELP)."""
-    settings = build_settings(config, models_dir=models_dir, logs_dir=logs_dir, log_level=log_level)
+    settings = settings_from(ctx, skip=("version", "reason", "json_output"))
     setup_logging(settings)
-    from marketpredictor_train.store.hooks import PostPromoteHookFailed
-    from marketpredictor_train.store.service import rollback as rollback_model
+    from marketpredictor_train import api
 
     try:
-        result = rollback_model(settings, version, reason=reason)
-    except PostPromoteHookFailed as exc:
-        if exc.result is not None:  # production did change: say so before the error
+        result = api.rollback(settings, version, reason=reason)
+    except HookError as exc:
+        if isinstance(exc.result, RollbackResult):  # production did change: say so first
             _render(exc.result, json_output)
         raise
     _render(result, json_output)
@@ -84,7 +70,7 @@ def rollback(
 
 def _render(result: RollbackResult, json_output: bool) -> None:
     if json_output:
-        typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
+        print_json(result)
         return
     from marketpredictor_train.cli._console import err_console
 

@@ -8,33 +8,35 @@ import typer
 
 from marketpredictor_train.cli._app import app
 from marketpredictor_train.cli._common import (
+    BacktestMonthsOpt,
     ConfigOpt,
+    CostPerTradeOpt,
     DeadBandOpt,
     DeviceOpt,
+    EmbargoDaysOpt,
     HorizonOpt,
     LogLevelOpt,
     LogsDirOpt,
+    MinAccuracyOpt,
+    MinF1Opt,
+    MinPrecisionOpt,
+    MinRecallOpt,
     ModelsDirOpt,
     ModelTypeOpt,
     OfflineOpt,
     OutputJsonOpt,
     PeriodOpt,
+    PrimaryMetricOpt,
     QuietOpt,
+    ReportDirOpt,
     SeedOpt,
     SourceOpt,
     StudyNameOpt,
     StudyStorageOpt,
     TickersOpt,
-    build_settings,
     run_reported,
+    settings_from,
     setup_logging,
-)
-from marketpredictor_train.cli._validation_options import (
-    BacktestMonthsOpt,
-    CostPerTradeOpt,
-    EmbargoDaysOpt,
-    PrimaryMetricOpt,
-    ReportDirOpt,
 )
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 
 @app.command("train")
 def train(
+    ctx: typer.Context,
     optimize: Annotated[
         bool | None,
         typer.Option("--optimize", help="Run hyperparameter optimization before training."),
@@ -60,42 +63,10 @@ def train(
             "worse than the current production model.",
         ),
     ] = None,
-    min_accuracy: Annotated[
-        float | None,
-        typer.Option(
-            "--min-accuracy",
-            min=0.0,
-            max=1.0,
-            help="Minimum backtest accuracy for promotion [default: 0.60].",
-        ),
-    ] = None,
-    min_precision: Annotated[
-        float | None,
-        typer.Option(
-            "--min-precision",
-            min=0.0,
-            max=1.0,
-            help="Minimum backtest precision for promotion [default: 0.55].",
-        ),
-    ] = None,
-    min_recall: Annotated[
-        float | None,
-        typer.Option(
-            "--min-recall",
-            min=0.0,
-            max=1.0,
-            help="Minimum backtest recall for promotion [default: 0.50].",
-        ),
-    ] = None,
-    min_f1: Annotated[
-        float | None,
-        typer.Option(
-            "--min-f1",
-            min=0.0,
-            max=1.0,
-            help="Minimum backtest F1 score for promotion [default: 0.52].",
-        ),
-    ] = None,
+    min_accuracy: MinAccuracyOpt = None,
+    min_precision: MinPrecisionOpt = None,
+    min_recall: MinRecallOpt = None,
+    min_f1: MinF1Opt = None,
     model_type: ModelTypeOpt = None,
     dry_run: Annotated[
         bool | None,
@@ -145,39 +116,7 @@ def train(
     3: configuration error."""
 
     def run() -> TrainResult:
-        settings = build_settings(
-            config,
-            optimize=optimize,
-            trials=trials,
-            period=period,
-            force=force,
-            min_accuracy=min_accuracy,
-            min_precision=min_precision,
-            min_recall=min_recall,
-            min_f1=min_f1,
-            model_type=model_type,
-            dry_run=dry_run,
-            source=source,
-            tickers=tickers,
-            horizon=horizon,
-            offline=offline,
-            device=device,
-            seed=seed,
-            storage=storage,
-            study_name=study_name,
-            backtest_months=backtest_months,
-            embargo_days=embargo_days,
-            dead_band=dead_band,
-            primary_metric=primary_metric,
-            cost_per_trade=cost_per_trade,
-            skip_validation=skip_validation,
-            refit=refit,
-            report_dir=report_dir,
-            models_dir=models_dir,
-            logs_dir=logs_dir,
-            log_level=log_level,
-            quiet=quiet,
-        )
+        settings = settings_from(ctx)
         setup_logging(settings)
         from marketpredictor_train import api
         from marketpredictor_train.cli._progress import progress_bars
@@ -187,5 +126,5 @@ def train(
 
     from marketpredictor_train.cli._render import render_train_result
 
-    result = run_reported(output_json, run, render_train_result)
+    result = run_reported("train", output_json, run, render_train_result)
     raise typer.Exit(result.exit_code)

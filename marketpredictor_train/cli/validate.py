@@ -10,32 +10,30 @@ import typer
 
 from marketpredictor_train.cli._app import app
 from marketpredictor_train.cli._common import (
-    ConfigOpt,
-    LogLevelOpt,
-    LogsDirOpt,
-    ModelsDirOpt,
-    OfflineOpt,
-    OutputJsonOpt,
-    PeriodOpt,
-    QuietOpt,
-    SourceOpt,
-    TickersOpt,
-    build_settings,
-    run_reported,
-    setup_logging,
-)
-from marketpredictor_train.cli._validation_options import (
     BacktestMonthsOpt,
+    ConfigOpt,
     CostPerTradeOpt,
     EmbargoDaysOpt,
+    LogLevelOpt,
+    LogsDirOpt,
     MinAccuracyOpt,
     MinF1Opt,
     MinPrecisionOpt,
     MinRecallOpt,
+    ModelsDirOpt,
+    OfflineOpt,
+    OutputJsonOpt,
+    PeriodOpt,
     PrimaryMetricOpt,
+    QuietOpt,
     ReportDirOpt,
+    SourceOpt,
+    TickersOpt,
+    complete_version,
+    run_reported,
+    settings_from,
+    setup_logging,
 )
-from marketpredictor_train.cli.rollback import complete_version
 
 _HELP = (
     "Backtest a saved model on the latest data: the production model, or --version V, or "
@@ -54,6 +52,7 @@ if TYPE_CHECKING:
 
 @app.command("validate", help=_HELP)
 def validate(
+    ctx: typer.Context,
     version: Annotated[
         str | None,
         typer.Option(
@@ -94,26 +93,7 @@ def validate(
     """Backtest a saved model on the latest data (see _HELP)."""
 
     def run() -> ValidateResult:
-        settings = build_settings(
-            config,
-            source=source,
-            tickers=tickers,
-            period=period,
-            offline=offline,
-            backtest_months=backtest_months,
-            embargo_days=embargo_days,
-            min_accuracy=min_accuracy,
-            min_precision=min_precision,
-            min_recall=min_recall,
-            min_f1=min_f1,
-            primary_metric=primary_metric,
-            cost_per_trade=cost_per_trade,
-            report_dir=report_dir,
-            models_dir=models_dir,
-            logs_dir=logs_dir,
-            log_level=log_level,
-            quiet=quiet,
-        )
+        settings = settings_from(ctx, skip=("version", "model_file"))
         setup_logging(settings)
         from marketpredictor_train import api
         from marketpredictor_train.cli._progress import progress_bars
@@ -123,5 +103,5 @@ def validate(
 
     from marketpredictor_train.cli._render import render_validate_result
 
-    result = run_reported(output_json, run, render_validate_result)
+    result = run_reported("validate", output_json, run, render_validate_result)
     raise typer.Exit(result.exit_code)

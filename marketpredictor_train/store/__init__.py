@@ -1,5 +1,6 @@
 """The model store: self-describing model files, versions, the production model, its
-promotion history and the post-promotion command.
+promotion history and the post-promotion command. The commands over it (rollback,
+listing, prune) are in :mod:`marketpredictor_train.pipelines.store_ops`.
 
 Names are imported on first use, so that shell completion can read
 ``marketpredictor_train.store.names`` without paying for the rest.
@@ -15,14 +16,6 @@ if TYPE_CHECKING:
     from marketpredictor_train.store.hooks import HookOutcome, run_post_promote_hook
     from marketpredictor_train.store.modelfile import ModelFile, read_model_file, write_model_file
     from marketpredictor_train.store.names import VERSION_PATTERN, is_version
-    from marketpredictor_train.store.service import (
-        ModelsListing,
-        PruneResult,
-        RollbackResult,
-        list_models,
-        prune_models,
-        rollback,
-    )
     from marketpredictor_train.store.store import (
         ModelStore,
         ProductionChanged,
@@ -45,32 +38,20 @@ _EXPORTS: dict[str, str] = {
     "is_version": "names",
     "HookOutcome": "hooks",
     "run_post_promote_hook": "hooks",
-    "ModelsListing": "service",
-    "PruneResult": "service",
-    "RollbackResult": "service",
-    "list_models": "service",
-    "prune_models": "service",
-    "rollback": "service",
 }
 
 __all__ = [
     "HookOutcome",
     "ModelFile",
     "ModelStore",
-    "ModelsListing",
     "ProductionChanged",
     "PromotionRecord",
-    "PruneResult",
-    "RollbackResult",
     "StoreScan",
     "StoredModel",
     "UnreadableFile",
     "VERSION_PATTERN",
     "is_version",
-    "list_models",
-    "prune_models",
     "read_model_file",
-    "rollback",
     "run_post_promote_hook",
     "write_model_file",
 ]

@@ -16,6 +16,8 @@ VERSION_PATTERN: re.Pattern[str] = re.compile(r"\d{8}_\d{6}(?:_[1-9]\d{0,3})?")
 MODEL_PREFIX = "model_"
 MODEL_SUFFIX = ".bin"
 PROD_FILE_NAME = "prod_model.bin"
+# Validation reports live in <models_dir>/reports/<version>/.
+REPORTS_DIR_NAME = "reports"
 
 
 def is_version(value: object) -> bool:

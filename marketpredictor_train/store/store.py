@@ -45,6 +45,7 @@ from marketpredictor_train.store.modelfile import (
 )
 from marketpredictor_train.store.names import (
     PROD_FILE_NAME,
+    REPORTS_DIR_NAME,
     is_version,
     list_version_names,
     model_file_name,
@@ -114,10 +115,6 @@ class StoreScan:
     production: StoredModel | None
     production_error: str | None
     unreadable: tuple[UnreadableFile, ...]
-
-
-# Validation reports live in <models_dir>/reports/<version>/.
-REPORTS_DIR_NAME = "reports"
 
 
 class _Unchecked:

@@ -1,4 +1,5 @@
-"""Write one MLflow run per training run."""
+"""One MLflow run per `train` and per `validate`: parameters, metrics, tags, the model file
+and the report."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import structlog
 
 if TYPE_CHECKING:
     from marketpredictor_train.config import Settings
+    from marketpredictor_train.validation.backtest import ValidationReport
 
 log = structlog.get_logger(__name__)
 
@@ -132,3 +134,36 @@ def _log_run(
 
 def _param(value: Any) -> Any:
     return value if isinstance(value, int | float | str | bool) or value is None else str(value)
+
+
+def report_metrics(report: ValidationReport | None) -> dict[str, float]:
+    """Numbers beyond the seed's four for the MLflow run (only defined, finite values)."""
+    import math
+
+    if report is None:
+        return {}
+    values: dict[str, Any] = {
+        "roc_auc": report.metrics.get("roc_auc"),
+        "log_loss": report.metrics.get("log_loss"),
+        "brier": report.metrics.get("brier"),
+        "accuracy_ci_low": report.accuracy_ci["low"],
+        "accuracy_ci_high": report.accuracy_ci["high"],
+        "baseline_always_up_accuracy": report.baselines["always_up"]["accuracy"],
+        "baseline_yesterday_accuracy": report.baselines["yesterday_direction"]["accuracy"],
+        "strategy_cumulative_return": report.trading.strategy["cumulative_return"],
+        "strategy_sharpe": report.trading.strategy["sharpe"],
+        "strategy_max_drawdown": report.trading.strategy["max_drawdown"],
+        "buy_and_hold_cumulative_return": report.trading.buy_and_hold["cumulative_return"],
+    }
+    comparison = report.comparison
+    if comparison is not None:
+        primary = comparison.primary_metric
+        values[f"vs_production_{primary}_difference"] = comparison.primary_difference
+        values["vs_production_mcnemar_p"] = comparison.mcnemar["p_value"]
+        for name in SEED_METRICS:
+            values[f"production_{name}"] = comparison.production[name]
+    return {
+        k: float(v)
+        for k, v in values.items()
+        if isinstance(v, int | float) and math.isfinite(float(v))
+    }

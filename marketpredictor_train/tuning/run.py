@@ -1,18 +1,17 @@
-"""Tuning runs: ``optimize`` (``mptrain optimize``), ``tune`` (one worker's session on a
-study, also used by ``train --optimize``) and ``choose_params`` (which parameters
-``train`` fits with, and why)."""
+"""Tuning sessions: ``tune`` (one worker's session on a study, run by ``mptrain optimize``
+and ``train --optimize``) and ``choose_params`` (which parameters ``train`` fits with, and
+why)."""
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from marketpredictor_train.errors import EXIT_SUCCESS, MptrainError, TrainingError
+from marketpredictor_train.errors import MptrainError, TrainingError
 from marketpredictor_train.progress import report
 from marketpredictor_train.tuning.best_params import (
     BEST_PARAMS_FILE,
@@ -21,7 +20,7 @@ from marketpredictor_train.tuning.best_params import (
     read_best_params,
     write_best_params,
 )
-from marketpredictor_train.tuning.results import OptimizeResult, TuningOutcome
+from marketpredictor_train.tuning.results import TuningOutcome
 from marketpredictor_train.tuning.study import DIRECTION, OBJECTIVE
 
 if TYPE_CHECKING:
@@ -30,66 +29,13 @@ if TYPE_CHECKING:
     from marketpredictor_train.config import Settings
     from marketpredictor_train.dataset import Dataset
     from marketpredictor_train.models.base import ModelType
-    from marketpredictor_train.progress import ProgressCallback
+    from marketpredictor_train.progress import ProgressCallback, StepTimer
 
 log = structlog.get_logger(__name__)
 
 PARAM_SOURCE_DEFAULTS = "defaults"
 PARAM_SOURCE_FILE = BEST_PARAMS_FILE
 PARAM_SOURCE_OPTIMIZED = "optimize"
-
-
-def optimize(settings: Settings, *, progress: ProgressCallback | None = None) -> OptimizeResult:
-    """Load the data, run ``settings.trials`` trials on the study and write the study's
-    best parameters to ``best_hyperparameters.json``.
-
-    Raises ConfigError (exit 3) for an unknown model type, a bad storage URL or a study of
-    another model type; DataError/TrainingError (exit 1) when data or fits fail."""
-    from marketpredictor_train.models.device import resolve_device
-    from marketpredictor_train.models.registry import get_model_type
-    from marketpredictor_train.training import StepTimer, prepare_data
-
-    run_id = uuid.uuid4().hex[:12]
-    started = time.perf_counter()
-    timer = StepTimer()
-    with structlog.contextvars.bound_contextvars(run_id=run_id):
-        model_cls = get_model_type(settings.model_type)
-        device = resolve_device(settings.device, model_cls)
-        log.info(
-            "Optimization started",
-            model_type=model_cls.name,
-            trials=settings.trials,
-            source=settings.source,
-            period=settings.period,
-            horizon=settings.horizon,
-            device=device,
-        )
-        _, dataset = prepare_data(settings, timer, progress)
-        with timer("optimize"):
-            outcome = tune(settings, model_cls, dataset, device=device, progress=progress)
-        with timer("store"):
-            path = write_best_params(
-                best_params_path(settings), best_params_document(settings, outcome, dataset)
-            )
-        log.info(
-            "Best hyperparameters saved",
-            path=str(path),
-            study=outcome.study_name,
-            best_trial=outcome.best_trial,
-            cv_log_loss=round(outcome.best_value, 6),
-        )
-        return OptimizeResult(
-            status="completed",
-            exit_code=EXIT_SUCCESS,
-            tuning=outcome,
-            params_file=str(path),
-            data_window=data_window(settings, dataset),
-            n_train=dataset.train.height,
-            timings=timer.timings,
-            duration_s=round(time.perf_counter() - started, 3),
-            run_id=run_id,
-            warnings=outcome.warnings,
-        )
 
 
 def tune(
@@ -113,6 +59,7 @@ def tune(
         default_study_name,
         enqueue_baseline,
         open_study,
+        worker_id,
     )
 
     _route_optuna_logging()
@@ -156,7 +103,7 @@ def tune(
     callbacks: list[Any] = [watcher]
     tracker = None
     if settings.mlflow:
-        from marketpredictor_train.tuning.tracking import TrialTracker
+        from marketpredictor_train.tracking.trials import TrialTracker
 
         tracker = TrialTracker(
             experiment_name=settings.experiment_name,
@@ -164,6 +111,7 @@ def tune(
             model_type=model_cls.name,
             storage=shown,
             run_id=str(structlog.contextvars.get_contextvars().get("run_id", "")),
+            worker=worker_id(),
             settings_params={
                 "model_type": model_cls.name,
                 "trials": settings.trials,
@@ -329,7 +277,8 @@ def choose_params(
     model_cls: type[ModelType],
     dataset: Dataset,
     *,
-    timer: Any,
+    device: str,
+    timer: StepTimer,
     progress: ProgressCallback | None = None,
 ) -> tuple[dict[str, Any], str]:
     """The parameters ``train`` fits with and where they came from: freshly tuned with
@@ -337,9 +286,6 @@ def choose_params(
     else the model type's defaults. The choice is logged either way."""
     path = best_params_path(settings)
     if settings.optimize:
-        from marketpredictor_train.models.device import resolve_device
-
-        device = resolve_device(settings.device, model_cls)
         with timer("optimize"):
             outcome = tune(settings, model_cls, dataset, device=device, progress=progress)
         if settings.dry_run:

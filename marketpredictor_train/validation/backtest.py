@@ -2,8 +2,8 @@
 size, a confidence interval, naive baselines and a trading view on the same rows, a
 per-ticker breakdown, and the champion (production) vs challenger comparison.
 
-:func:`backtest_new_model` is the validation stage of `train`; :func:`evaluate` and
-:func:`compare_with_production` are shared with `mptrain validate`.
+:func:`evaluate` scores one model's probabilities; :func:`compare_with_production` scores
+the champion on the challenger's rows. Both `train` and `mptrain validate` call them.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from marketpredictor_train.errors import MptrainError
+from marketpredictor_train.validation.gate import ThresholdCheck, check_thresholds
 from marketpredictor_train.validation.metrics import (
     DECISION_THRESHOLD,
     PROBABILITY_METRICS,
@@ -25,15 +24,9 @@ if TYPE_CHECKING:
     import numpy as np
     import polars as pl
 
-    from marketpredictor_train.config import Settings
-    from marketpredictor_train.data import LoadedData
-    from marketpredictor_train.dataset import Dataset
-    from marketpredictor_train.models.base import ModelType
-    from marketpredictor_train.store import ModelFile, ModelStore
+    from marketpredictor_train.store import ModelFile
     from marketpredictor_train.validation.bootstrap import DayBlocks
     from marketpredictor_train.validation.trading import TradingView
-
-log = structlog.get_logger(__name__)
 
 # Daily direction models that honestly score this much are rare enough that such a result
 # deserves a look for leaked future data before anyone trades on it.
@@ -41,6 +34,54 @@ IMPLAUSIBLE_ACCURACY = 0.65
 # Row-level resamples for ROC AUC differences (a rank statistic: no per-day shortcut).
 _AUC_RESAMPLES = 200
 COMPARED_METRICS = (*SEED_METRICS, *PROBABILITY_METRICS)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Champion (production) vs challenger on exactly the same rows. Differences are
+    challenger minus champion; ``to_dict`` is its JSON form (``validation.comparison``)."""
+
+    production_version: str | None
+    production_model_type: str | None
+    n_common: int
+    primary_metric: str
+    new: dict[str, Any]  # the challenger's metrics on the common rows
+    production: dict[str, Any]  # the champion's metrics on the common rows
+    difference: dict[str, float | None]
+    primary_difference_ci: tuple[float, float]
+    primary_difference_method: str
+    mcnemar: dict[str, Any]
+    trading: dict[str, Any]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def primary_difference(self) -> float | None:
+        return self.difference.get(self.primary_metric)
+
+    @property
+    def verdict(self) -> str:
+        low, high = self.primary_difference_ci
+        if low <= 0 <= high:
+            return "within noise"
+        return "significantly better" if low > 0 else "significantly worse"
+
+    def to_dict(self) -> dict[str, Any]:
+        low, high = self.primary_difference_ci
+        return {
+            "production_version": self.production_version,
+            "production_model_type": self.production_model_type,
+            "n_common": self.n_common,
+            "primary_metric": self.primary_metric,
+            "new": dict(self.new),
+            "production": dict(self.production),
+            "difference": dict(self.difference),
+            "primary_difference": self.primary_difference,
+            "primary_difference_ci": {"low": low, "high": high, "level": 0.95},
+            "primary_difference_method": self.primary_difference_method,
+            "verdict": self.verdict,
+            "mcnemar": dict(self.mcnemar),
+            "trading": dict(self.trading),
+        }
 
 
 @dataclass(frozen=True)
@@ -60,8 +101,8 @@ class ValidationReport:
     per_ticker: list[dict[str, Any]]
     trading: TradingView
     calibration: list[dict[str, Any]]
-    thresholds: dict[str, dict[str, Any]]
-    comparison: dict[str, Any] | None = None
+    thresholds: dict[str, ThresholdCheck]
+    comparison: Comparison | None = None
     production_version: str | None = None
     feature_importance: dict[str, float] | None = None
     warnings: tuple[str, ...] = ()
@@ -69,11 +110,7 @@ class ValidationReport:
 
     @property
     def passed_thresholds(self) -> bool:
-        return all(item["passed"] for item in self.thresholds.values())
-
-    @property
-    def failed_thresholds(self) -> tuple[str, ...]:
-        return tuple(m for m, item in self.thresholds.items() if not item["passed"])
+        return all(check.passed for check in self.thresholds.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,33 +124,17 @@ class ValidationReport:
             "metrics": dict(self.metrics),
             "accuracy_ci": dict(self.accuracy_ci),
             "baselines": {k: dict(v) for k, v in self.baselines.items()},
-            "thresholds": {k: dict(v) for k, v in self.thresholds.items()},
+            "thresholds": {k: v.to_dict() for k, v in self.thresholds.items()},
             "passed_thresholds": self.passed_thresholds,
             "trading": self.trading.to_dict(),
             "per_ticker": [dict(row) for row in self.per_ticker],
             "calibration": [dict(row) for row in self.calibration],
-            "comparison": self.comparison,
+            "comparison": None if self.comparison is None else self.comparison.to_dict(),
             "production_version": self.production_version,
             "feature_importance": self.feature_importance,
             "warnings": list(self.warnings),
             "notes": list(self.notes),
         }
-
-
-def threshold_checks(
-    metrics: Mapping[str, Any], thresholds: Mapping[str, float]
-) -> dict[str, dict[str, Any]]:
-    """Each threshold with the measured value and whether it passed (a missing or
-    undefined value fails)."""
-    out = {}
-    for name, floor in thresholds.items():
-        value = metrics.get(name)
-        out[name] = {
-            "threshold": float(floor),
-            "value": value,
-            "passed": value is not None and float(value) >= float(floor),
-        }
-    return out
 
 
 def price_context(ohlcv: pl.DataFrame, rows: pl.DataFrame, horizon: int) -> pl.DataFrame:
@@ -250,7 +271,7 @@ def evaluate(
         per_ticker=per_ticker,
         trading=trading,
         calibration=calibration_bins(y, proba),
-        thresholds=threshold_checks(metrics, thresholds),
+        thresholds=check_thresholds(metrics, thresholds),
         feature_importance=dict(feature_importance) if feature_importance else None,
         warnings=tuple(warnings),
         notes=tuple(notes),
@@ -327,7 +348,7 @@ def compare_with_production(
     horizon: int,
     cost_per_trade: float,
     seed: int,
-) -> dict[str, Any]:
+) -> Comparison:
     """Champion (production) vs challenger on exactly the same rows: both models' metrics
     there, their differences (challenger minus champion), a block-bootstrap 95% interval
     of the primary metric's difference, and McNemar's mid-p test on accuracy.
@@ -394,39 +415,30 @@ def compare_with_production(
         horizon=horizon,
         cost_per_trade=cost_per_trade,
     )
-    p_value = mcnemar_midp(b, c)
-    diff = difference.get(primary_metric)
-    verdict = (
-        "within noise"
-        if ci[0] <= 0 <= ci[1]
-        else ("significantly better" if ci[0] > 0 else "significantly worse")
-    )
-    return {
-        "production_version": manifest.get("version"),
-        "production_model_type": manifest.get("model_type"),
-        "n_common": int(len(positions)),
-        "primary_metric": primary_metric,
-        "new": new,
-        "production": prod,
-        "difference": difference,
-        "primary_difference": diff,
-        "primary_difference_ci": {"low": ci[0], "high": ci[1], "level": 0.95},
-        "primary_difference_method": f"paired {blocks.method}",
-        "verdict": verdict,
-        "mcnemar": {
+    return Comparison(
+        production_version=manifest.get("version"),
+        production_model_type=manifest.get("model_type"),
+        n_common=int(len(positions)),
+        primary_metric=primary_metric,
+        new=new,
+        production=prod,
+        difference=difference,
+        primary_difference_ci=ci,
+        primary_difference_method=f"paired {blocks.method}",
+        mcnemar={
             "new_only_correct": b,
             "production_only_correct": c,
-            "p_value": p_value,
+            "p_value": mcnemar_midp(b, c),
             "method": "McNemar mid-p (two-sided), accuracy; assumes independent rows",
         },
-        "trading": {
+        trading={
             "new_cumulative_return": trade_new.strategy["cumulative_return"],
             "production_cumulative_return": trade_prod.strategy["cumulative_return"],
             "new_sharpe": trade_new.strategy["sharpe"],
             "production_sharpe": trade_prod.strategy["sharpe"],
         },
-        "warnings": warnings,
-    }
+        warnings=tuple(warnings),
+    )
 
 
 def _paired_interval(
@@ -468,85 +480,3 @@ def _paired_interval(
     if not diffs_list:
         return 0.0, 0.0
     return percentile_interval(np.asarray(diffs_list))
-
-
-def backtest_new_model(
-    settings: Settings,
-    *,
-    model: ModelType,
-    dataset: Dataset,
-    loaded: LoadedData,
-    store: ModelStore,
-) -> ValidationReport:
-    """The validation stage of `train`: the fitted model on the backtest rows, then the
-    production model (if any) on the same rows. A production model that cannot be read or
-    scored is reported as a warning and the thresholds alone decide."""
-    import dataclasses
-
-    x_test, _ = dataset.xy(dataset.backtest)
-    proba = model.predict_proba(x_test)
-    importance = model.feature_importance()
-    report = evaluate(
-        dataset.backtest,
-        proba,
-        loaded.frame,
-        horizon=settings.horizon,
-        dead_band=settings.dead_band,
-        cost_per_trade=settings.cost_per_trade,
-        thresholds=settings.thresholds,
-        seed=settings.seed,
-        subject="new model",
-        window=dataset.window.to_dict(),
-        model_type=model.name,
-        feature_importance=(
-            None
-            if importance is None
-            else {c: float(v) for c, v in zip(dataset.feature_columns, importance, strict=True)}
-        ),
-    )
-    warnings = list(report.warnings)
-    comparison = None
-    production_version = None
-    try:
-        production_file = store.load_production()
-    except MptrainError as exc:
-        production_file = None
-        warnings.append(
-            f"The production model could not be read ({exc.message}); thresholds alone decide"
-        )
-    else:
-        if production_file is None:
-            log.info("No production model yet; thresholds alone decide")
-    if production_file is not None:
-        production_version = production_file.manifest.get("version")
-        try:
-            comparison = compare_with_production(
-                production_file,
-                loaded.frame,
-                dataset.backtest,
-                proba,
-                primary_metric=settings.primary_metric,
-                horizon=settings.horizon,
-                cost_per_trade=settings.cost_per_trade,
-                seed=settings.seed,
-            )
-        except MptrainError as exc:
-            warnings.append(
-                f"The production model could not be scored ({exc.message}); thresholds alone decide"
-            )
-        else:
-            warnings.extend(comparison.pop("warnings"))
-            log.info(
-                "Production model scored on the same backtest rows",
-                version=production_version,
-                rows=comparison["n_common"],
-                metrics={k: comparison["production"][k] for k in SEED_METRICS},
-            )
-    for warning in warnings[len(report.warnings) :]:
-        log.warning(warning)
-    return dataclasses.replace(
-        report,
-        comparison=comparison,
-        production_version=production_version,
-        warnings=tuple(warnings),
-    )

@@ -1,9 +1,13 @@
-"""The promotion gate: thresholds, then champion (production) vs challenger."""
+"""The promotion gate, the one place a model's pass or fail is decided: the thresholds
+(:func:`check_thresholds`), then champion (production) vs challenger (:func:`decide`, for
+`train`), or the thresholds alone (:func:`verdict`, for `mptrain validate`). Reports,
+renderers and JSON read these results; they never recompute them."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +18,63 @@ class GateDecision:
     promote: bool
     reason: str
     failed_metrics: tuple[str, ...] = ()
+
+    @property
+    def forced(self) -> bool:
+        """Promoted although it failed the gate (--force)."""
+        return self.promote and not self.passed
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdCheck:
+    """One threshold with the measured value; a missing or undefined value fails."""
+
+    metric: str
+    threshold: float
+    value: float | None
+    passed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "value": self.value, "passed": self.passed}
+
+
+def check_thresholds(
+    metrics: Mapping[str, Any], thresholds: Mapping[str, float]
+) -> dict[str, ThresholdCheck]:
+    """Each threshold (a floor) against the measured value, in the thresholds' order."""
+    out = {}
+    for name, floor in thresholds.items():
+        value = metrics.get(name)
+        out[name] = ThresholdCheck(
+            metric=name,
+            threshold=float(floor),
+            value=None if value is None else float(value),
+            passed=value is not None and float(value) >= float(floor),
+        )
+    return out
+
+
+def _failed(checks: Mapping[str, ThresholdCheck]) -> tuple[str, ...]:
+    return tuple(name for name, check in checks.items() if not check.passed)
+
+
+def _threshold_reason(checks: Mapping[str, ThresholdCheck], prefix: str) -> str:
+    """'<prefix> - accuracy below threshold (51.00% < 60.00%) (also below: f1)'."""
+    failed = _failed(checks)
+    first = checks[failed[0]]
+    value = "-" if first.value is None else f"{first.value:.2%}"
+    reason = f"{prefix} - {first.metric} below threshold ({value} < {first.threshold:.2%})"
+    if len(failed) > 1:
+        reason += " (also below: " + ", ".join(failed[1:]) + ")"
+    return reason
+
+
+def verdict(metrics: Mapping[str, Any], thresholds: Mapping[str, float]) -> GateDecision:
+    """`mptrain validate`'s decision: every threshold met, or which one was not."""
+    checks = check_thresholds(metrics, thresholds)
+    if failed := _failed(checks):
+        return GateDecision(False, False, _threshold_reason(checks, "Validation failed"), failed)
+    return GateDecision(True, False, "Validation passed - every metric meets its threshold")
 
 
 def decide(
@@ -32,15 +93,9 @@ def decide(
 
     ``passed`` says whether the model cleared the gate; ``promote`` whether it becomes
     production (force overrides a failed gate, dry-run forbids any promotion)."""
-    failed = tuple(m for m, floor in thresholds.items() if _value(metrics, m) < floor)
-    if failed:
-        first = failed[0]
-        reason = (
-            f"Model NOT promoted - {first} below threshold "
-            f"({_value(metrics, first):.2%} < {thresholds[first]:.2%})"
-        )
-        if len(failed) > 1:
-            reason += " (also below: " + ", ".join(failed[1:]) + ")"
+    checks = check_thresholds(metrics, thresholds)
+    if failed := _failed(checks):
+        reason = _threshold_reason(checks, "Model NOT promoted")
         passed = False
     elif production_metrics is not None and (
         _value(challenger := challenger_on_common_rows or metrics, primary_metric)

@@ -107,7 +107,7 @@ def _sections(
     m = report.metrics
     window = report.window
     comparison = report.comparison
-    prod = comparison["production"] if comparison else {}
+    prod = comparison.production if comparison else {}
     base_up = report.baselines["always_up"]
     base_y = report.baselines["yesterday_direction"]
     ci = report.accuracy_ci
@@ -138,7 +138,7 @@ def _sections(
 
     metrics = _Section("Metrics vs thresholds")
     rows = []
-    prod_label = f"production ({comparison['n_common']:,} rows)" if comparison else "production"
+    prod_label = f"production ({comparison.n_common:,} rows)" if comparison else "production"
     for name, label in _METRIC_LABELS.items():
         check = report.thresholds.get(name)
         rows.append(
@@ -148,8 +148,8 @@ def _sections(
                 metric_cell(name, prod.get(name)) if comparison else "-",
                 metric_cell(name, base_up.get(name)) if name in base_up else "-",
                 metric_cell(name, base_y.get(name)) if name in base_y else "-",
-                pct(check["threshold"]) if check else "-",
-                ("pass" if check["passed"] else "FAIL") if check else "",
+                pct(check.threshold) if check else "-",
+                ("pass" if check.passed else "FAIL") if check else "",
             ]
         )
     metrics.table = (
@@ -174,42 +174,42 @@ def _sections(
 
     if comparison:
         comp = _Section(
-            f"Champion vs challenger (production {comparison['production_version']}, "
-            f"{comparison['n_common']:,} common rows)"
+            f"Champion vs challenger (production {comparison.production_version}, "
+            f"{comparison.n_common:,} common rows)"
         )
         comp.table = (
             ["metric", "new model", "production", "difference"],
             [
                 [
                     label,
-                    metric_cell(n, comparison["new"].get(n)),
+                    metric_cell(n, comparison.new.get(n)),
                     metric_cell(n, prod.get(n)),
-                    points(comparison["difference"].get(n))
+                    points(comparison.difference.get(n))
                     if n in ("accuracy", "precision", "recall", "f1")
                     else (
                         "-"
-                        if comparison["difference"].get(n) is None
-                        else f"{comparison['difference'][n]:+.4f}"
+                        if comparison.difference.get(n) is None
+                        else f"{comparison.difference[n]:+.4f}"
                     ),
                 ]
                 for n, label in _METRIC_LABELS.items()
             ],
         )
-        dci = comparison["primary_difference_ci"]
-        mc = comparison["mcnemar"]
+        dci_low, dci_high = comparison.primary_difference_ci
+        mc = comparison.mcnemar
         comp.after.append(
-            f"Primary metric {comparison['primary_metric']}: difference "
-            f"{_diff(comparison['primary_metric'], comparison['primary_difference'])}, "
-            f"95% CI {_diff(comparison['primary_metric'], dci['low'])} .. "
-            f"{_diff(comparison['primary_metric'], dci['high'])} "
-            f"({comparison['primary_difference_method']}): {comparison['verdict']}."
+            f"Primary metric {comparison.primary_metric}: difference "
+            f"{_diff(comparison.primary_metric, comparison.primary_difference)}, "
+            f"95% CI {_diff(comparison.primary_metric, dci_low)} .. "
+            f"{_diff(comparison.primary_metric, dci_high)} "
+            f"({comparison.primary_difference_method}): {comparison.verdict}."
         )
         comp.after.append(
             f"McNemar mid-p on accuracy: p {p_value(mc['p_value'])} (only the new model right on "
             f"{mc['new_only_correct']:,} rows, only production right on "
             f"{mc['production_only_correct']:,})."
         )
-        tr = comparison["trading"]
+        tr = comparison.trading
         comp.after.append(
             f"Trading view on these rows: new model {pct(tr['new_cumulative_return'])} "
             f"(Sharpe {num(tr['new_sharpe'], 2)}), production "

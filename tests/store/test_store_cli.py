@@ -93,6 +93,11 @@ def test_models_list_json_shape(cli, store, three_promoted, models_dir):
     doc = json.loads(result.stdout)
     assert set(doc) == {
         "schema_version",
+        "command",
+        "status",
+        "exit_code",
+        "warnings",
+        "error",
         "models_dir",
         "production",
         "production_error",

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from marketpredictor_train.api import rollback
 from marketpredictor_train.config import load_settings
 from marketpredictor_train.errors import HookError
-from marketpredictor_train.store import rollback, run_post_promote_hook
+from marketpredictor_train.store import run_post_promote_hook
 from marketpredictor_train.store.hooks import PostPromoteHookFailed
 
 

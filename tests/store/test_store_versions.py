@@ -272,7 +272,7 @@ def test_prune_removes_temp_files_left_by_crashed_writes_once_stale(store, save_
 
 def test_store_module_does_not_import_heavy_libraries():
     code = (
-        "import sys; import marketpredictor_train.store as s; s.ModelStore; s.rollback; "
+        "import sys; import marketpredictor_train.store as s; s.ModelStore; s.PromotionRecord; "
         "heavy = {'xgboost', 'sklearn', 'mlflow', 'polars', 'pandas', 'lightgbm', 'optuna'}; "
         "print(sorted(heavy & set(sys.modules)))"
     )

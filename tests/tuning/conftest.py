@@ -63,7 +63,8 @@ def cheap_xgb_search_space(monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory: pytest.TempPathFactory):
     from marketpredictor_train.config import load_settings
-    from marketpredictor_train.training import StepTimer, prepare_data
+    from marketpredictor_train.pipelines.common import prepare_data
+    from marketpredictor_train.progress import StepTimer
 
     settings = load_settings(**SMALL_DATA, cache_dir=tmp_path_factory.mktemp("cache"), mlflow=False)
     return prepare_data(settings, StepTimer(), None)[1]

@@ -12,9 +12,10 @@ import polars as pl
 import pytest
 import structlog
 
+from marketpredictor_train.api import optimize
 from marketpredictor_train.errors import ConfigError, TrainingError
 from marketpredictor_train.models.registry import get_model_type
-from marketpredictor_train.tuning import optimize, tune
+from marketpredictor_train.tuning import tune
 from marketpredictor_train.tuning.best_params import read_best_params, write_best_params
 from marketpredictor_train.tuning.cv import walk_forward_folds
 from marketpredictor_train.tuning.objective import (

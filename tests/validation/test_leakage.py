@@ -39,14 +39,14 @@ def leaky(monkeypatch):
 
 
 def test_lookahead_guard_passes_the_honest_features():
-    from marketpredictor_train.validation.leakage import check_no_lookahead
+    from marketpredictor_train.dataset.guards import check_no_lookahead
 
     frame = market(seed=1, tickers=("AAA", "BBB"), days=300)
     check_no_lookahead(frame, features.default_spec(), dt.date(2020, 9, 1))
 
 
 def test_lookahead_guard_names_a_feature_that_reads_tomorrow(leaky):
-    from marketpredictor_train.validation.leakage import check_no_lookahead
+    from marketpredictor_train.dataset.guards import check_no_lookahead
 
     frame = market(seed=1, tickers=("AAA", "BBB"), days=300)
     with pytest.raises(TrainingError, match="look-ahead detected.*roc_1"):
@@ -66,9 +66,9 @@ def test_an_unguarded_leak_scores_near_100_percent_where_honesty_scores_50(
     """Why the guard exists: with it switched off, the pipeline's own split and labels
     let tomorrow's close through and a random walk looks perfectly predictable. The
     honest run on the same data stays near 50%."""
-    from marketpredictor_train.validation import leakage
+    from marketpredictor_train.dataset import guards
 
-    monkeypatch.setattr(leakage, "check_no_lookahead", lambda *a, **k: None)
+    monkeypatch.setattr(guards, "check_no_lookahead", lambda *a, **k: None)
     leaked = api.train(settings_for(random_walk, dry_run=True))
     _, honest = random_walk_run
     assert leaked.metrics["accuracy"] > 0.9
@@ -79,14 +79,14 @@ def test_an_unguarded_leak_scores_near_100_percent_where_honesty_scores_50(
 def test_training_rows_whose_label_reaches_into_the_backtest_are_purged():
     """A ticker with missing days reaches further in `horizon` of its own rows than the
     market calendar's purge gap: those training rows are dropped."""
-    from marketpredictor_train.dataset import build_dataset
-    from marketpredictor_train.validation.leakage import enforce_purge
+    from marketpredictor_train.dataset import cut_dataset
+    from marketpredictor_train.dataset.guards import enforce_purge
 
     horizon = 5
     frame = market(seed=3, tickers=("AAA", "BBB"), days=420)
     calendar = frame.get_column("date").unique().sort()
     # BBB misses 10 trading days around the end of its training data
-    dataset = build_dataset(
+    dataset = cut_dataset(
         frame,
         features.default_spec(),
         horizon=horizon,
@@ -97,7 +97,7 @@ def test_training_rows_whose_label_reaches_into_the_backtest_are_purged():
     end = calendar.to_list().index(dataset.window.train_end)
     gap = calendar[end - 4 : end + 6].to_list()
     gappy = frame.filter(~((pl.col("ticker") == "BBB") & pl.col("date").is_in(gap)))
-    dataset = build_dataset(
+    dataset = cut_dataset(
         gappy,
         features.default_spec(),
         horizon=horizon,
@@ -115,11 +115,11 @@ def test_training_rows_whose_label_reaches_into_the_backtest_are_purged():
 
 
 def test_a_broken_split_stops_the_run():
-    from marketpredictor_train.dataset import build_dataset
-    from marketpredictor_train.validation.leakage import enforce_purge
+    from marketpredictor_train.dataset import cut_dataset
+    from marketpredictor_train.dataset.guards import enforce_purge
 
     frame = market(seed=3, tickers=("AAA",), days=420)
-    dataset = build_dataset(
+    dataset = cut_dataset(
         frame,
         features.default_spec(),
         horizon=1,
@@ -132,3 +132,48 @@ def test_a_broken_split_stops_the_run():
     )
     with pytest.raises(TrainingError, match="chronological split is broken"):
         enforce_purge(overlapping, frame, 1)
+
+
+def test_train_and_optimize_see_the_same_rows_when_the_guard_drops_some(cli, tmp_path):
+    """Both commands get their rows from one guarded build: with a ticker whose missing
+    days make the purge drop training rows, `train` and `optimize` still report the same
+    training rows, and fewer than the unguarded cut has."""
+    import json
+
+    from marketpredictor_train.dataset import cut_dataset
+
+    horizon = 5
+    frame = market(seed=5, tickers=("AAA", "BBB", "CCC"), days=520)
+    calendar = frame.get_column("date").unique().sort().to_list()
+    cut = cut_dataset(
+        frame,
+        features.default_spec(),
+        horizon=horizon,
+        dead_band=0.0,
+        backtest_months=3,
+        purge_gap=horizon,
+    )
+    end = calendar.index(cut.window.train_end)
+    gappy = frame.filter(
+        ~((pl.col("ticker") == "BBB") & pl.col("date").is_in(calendar[end - 4 : end + 6]))
+    )
+    source = tmp_path / "gappy.parquet"
+    gappy.write_parquet(source)
+    unguarded = cut_dataset(
+        gappy,
+        features.default_spec(),
+        horizon=horizon,
+        dead_band=0.0,
+        backtest_months=3,
+        purge_gap=horizon,
+    )
+    common = ("--source", source, "--horizon", horizon, "--backtest-months", 3, "--seed", 1)
+    trained = cli("train", *common, "--dry-run", "--output-json", tmp_path / "train.json")
+    assert trained.exit_code in (0, 2), trained.output
+    tuned = cli(
+        "optimize", *common, "--trials", 1, "--cv-folds", 2, "--output-json", tmp_path / "opt.json"
+    )
+    assert tuned.exit_code == 0, tuned.output
+    n_train = json.loads((tmp_path / "train.json").read_text())["n_train"]
+    n_tuned = json.loads((tmp_path / "opt.json").read_text())["n_train"]
+    assert n_train == n_tuned < unguarded.train.height

@@ -20,7 +20,7 @@ from tests.validation.markets import LOW_BAR
 
 def test_random_walk_scores_about_50_percent_and_promotes_nothing(random_walk_run):
     tmp, result = random_walk_run
-    v = result.validation
+    v = result.to_dict()["validation"]
     accuracy = result.metrics["accuracy"]
     assert abs(accuracy - 0.5) < 0.05
     assert v["accuracy_ci"]["low"] < 0.5 < v["accuracy_ci"]["high"]
@@ -37,7 +37,7 @@ def test_random_walk_scores_about_50_percent_and_promotes_nothing(random_walk_ru
 
 def test_planted_signal_is_found_and_promoted(champion_run):
     tmp, result = champion_run
-    v = result.validation
+    v = result.to_dict()["validation"]
     best_baseline = max(b["accuracy"] for b in v["baselines"].values())
     assert result.metrics["accuracy"] > best_baseline + 0.15
     assert v["accuracy_ci"]["low"] > 0.6  # clears the seed's bar with room to spare
@@ -75,7 +75,7 @@ def test_a_worse_challenger_is_refused_on_the_same_rows(
 ):
     champion = champion_run[1].version
     result = api.train(settings_for(small_late_signal_market, **LOW_BAR))
-    comparison = result.validation["comparison"]
+    comparison = result.to_dict()["validation"]["comparison"]
 
     assert result.exit_code == 2 and not result.promoted
     assert result.reason.startswith("Model NOT promoted - accuracy below the production model's")
@@ -181,13 +181,13 @@ def test_report_files_hold_the_numbers_of_the_result(champion_run):
     assert {"report.md", "report.html", "report.json", "equity.png", "confusion.png"} <= names
     assert {"calibration.png", "importance.png"} <= names
     doc = json.loads((folder / "report.json").read_text())
-    assert doc["metrics"] == result.validation["metrics"]
+    assert doc["metrics"] == result.validation.metrics
     assert doc["decision"]["promoted"] is True
     md = (folder / "report.md").read_text()
     html = (folder / "report.html").read_text()
-    ci = result.validation["accuracy_ci"]
+    ci = result.validation.accuracy_ci
     for number in (result.metrics["accuracy"], ci["low"], ci["high"]):
         assert f"{number:.2%}" in md and f"{number:.2%}" in html
-    strategy = result.validation["trading"]["strategy"]["cumulative_return"]
+    strategy = result.validation.trading.strategy["cumulative_return"]
     assert f"{strategy:.2%}" in md
     assert html.count("data:image/png;base64,") == 4

@@ -1,13 +1,13 @@
-"""The modelling table: features beside labels, one row per (ticker, date), and the
-chronological train | purge gap | backtest cut of it."""
+"""The modelling table: features beside labels, one row per (ticker, date), and its
+chronological train | purge gap | backtest cut (before the guards of :mod:`.guards`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from marketpredictor_train.dataset.split import SplitWindow, chronological_split
 from marketpredictor_train.errors import TrainingError
-from marketpredictor_train.validation.split import SplitWindow, chronological_split
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,7 +60,7 @@ def labelled_features(
     )
 
 
-def build_dataset(
+def cut_dataset(
     ohlcv: pl.DataFrame,
     spec: FeatureSpec,
     *,
@@ -69,7 +69,8 @@ def build_dataset(
     backtest_months: int,
     purge_gap: int,
 ) -> Dataset:
-    """Cut the labelled features into train and backtest; TrainingError when too small."""
+    """Cut the labelled features into train and backtest; TrainingError when too small.
+    Runs use :func:`marketpredictor_train.dataset.build_dataset`, which also guards the cut."""
     import polars as pl
 
     from marketpredictor_train.features import model_feature_names

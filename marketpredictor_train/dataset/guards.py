@@ -1,12 +1,16 @@
-"""Guards against the future leaking into training: labels that reach into the backtest,
-and features whose value on a date changes when later rows are removed.
+"""Guards against the future leaking into training or scoring: labels that reach into the
+backtest, features whose value on a date changes when later rows are removed, and rows a
+stored model learned from.
 
-Both run inside every `train` before the model is fitted; a guard that fails stops the run
-(exit 1) rather than letting a model that has seen the future reach the gate.
+Both run inside :func:`marketpredictor_train.dataset.build_dataset`, which every `train` and
+`optimize` goes through before anything is fitted; a guard that fails stops the run (exit 1)
+rather than letting a model that has seen the future reach the gate.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from datetime import date
 from typing import TYPE_CHECKING
 
 import structlog
@@ -16,7 +20,7 @@ from marketpredictor_train.errors import TrainingError
 if TYPE_CHECKING:
     import polars as pl
 
-    from marketpredictor_train.dataset import Dataset
+    from marketpredictor_train.dataset.table import Dataset
     from marketpredictor_train.features import FeatureSpec
 
 log = structlog.get_logger(__name__)
@@ -111,3 +115,47 @@ def check_no_lookahead(
             hint="A feature may only use rows up to its own date; check custom features "
             "and indicators for shift(-n), centred windows or whole-series statistics.",
         )
+
+
+def guard_dataset(dataset: Dataset, ohlcv: pl.DataFrame, horizon: int) -> Dataset:
+    """Both guards on a freshly cut dataset: the purge of training rows whose label
+    reaches into the backtest, then the look-ahead check of the feature spec."""
+    dataset = enforce_purge(dataset, ohlcv, horizon)
+    check_no_lookahead(ohlcv, dataset.spec, dataset.window.train_end)
+    return dataset
+
+
+def unseen_rows(
+    table: pl.DataFrame,
+    ohlcv: pl.DataFrame,
+    backtest_start: date,
+    train_end: date | None,
+    purge_gap: int,
+) -> tuple[pl.DataFrame, date, list[str]]:
+    """The purge guard of a model trained earlier: the labelled rows from the backtest
+    start, and no earlier than ``purge_gap`` market days after ``train_end``, the last date
+    the model learned from. Returns the rows, the first date scored and warnings."""
+    import polars as pl
+
+    warnings: list[str] = []
+    calendar = sorted(set(ohlcv.get_column("date").to_list()))
+    start = backtest_start
+    if train_end is None:
+        warnings.append(
+            "The model's manifest does not say which dates it learned from: these rows may "
+            "include its training data, and its metrics may be optimistic"
+        )
+    else:
+        last_seen = bisect_right(calendar, train_end) - 1
+        first_unseen = last_seen + purge_gap + 1
+        if first_unseen >= len(calendar):
+            return table.clear(), calendar[-1], warnings
+        unseen = calendar[first_unseen]
+        if unseen > start:
+            warnings.append(
+                f"Rows before {unseen} are left out: the model learned from data up to "
+                f"{train_end} (plus a {purge_gap}-day purge gap)"
+            )
+            start = unseen
+    rows = table.filter(pl.col("date") >= start).sort("ticker", "date")
+    return rows, start, warnings

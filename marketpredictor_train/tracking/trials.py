@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from marketpredictor_train.tuning.study import worker_id
-
 if TYPE_CHECKING:
     import optuna
 
@@ -33,6 +31,7 @@ class TrialTracker:
         model_type: str,
         storage: str,
         run_id: str,
+        worker: str,
         settings_params: dict[str, Any],
     ) -> None:
         self.experiment_name = experiment_name
@@ -40,6 +39,7 @@ class TrialTracker:
         self.model_type = model_type
         self.storage = storage
         self.run_id = run_id
+        self.worker = worker  # host:pid of this process in a farm
         self.settings_params = settings_params
         self.parent_run_id: str | None = None
         self.warning: str | None = None
@@ -60,13 +60,13 @@ class TrialTracker:
             self._experiment = self._experiment_id()
             run = self._client.create_run(
                 self._experiment,
-                run_name=f"optimize-{self.study_name}-{worker_id()}",
+                run_name=f"optimize-{self.study_name}-{self.worker}",
                 tags={
                     "mptrain.kind": "optimize",
                     "mptrain.run_id": self.run_id,
                     "mptrain.study": self.study_name,
                     "mptrain.storage": self.storage,
-                    "mptrain.worker": worker_id(),
+                    "mptrain.worker": self.worker,
                     "mptrain.model_type": self.model_type,
                 },
             )
@@ -115,7 +115,7 @@ class TrialTracker:
                     "mptrain.study": self.study_name,
                     "mptrain.trial_number": str(trial.number),
                     "mptrain.trial_state": trial.state.name,
-                    "mptrain.worker": str(attrs.get("worker", worker_id())),
+                    "mptrain.worker": str(attrs.get("worker", self.worker)),
                 },
             )
             self._log(run.info.run_id, params=trial.params, metrics=metrics)

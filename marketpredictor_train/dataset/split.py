@@ -7,11 +7,12 @@ before the backtest are dropped from training. Nothing is shuffled.
 
 from __future__ import annotations
 
+import calendar as calendar_module
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-from marketpredictor_train.errors import ConfigError
+from marketpredictor_train.errors import ConfigError, TrainingError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -38,7 +39,7 @@ class SplitWindow:
 
 
 def backtest_start_date(calendar: list[date], months: int) -> date:
-    """First trading date on or after (last date - ``months`` calendar months)."""
+    """First trading date after (last date - ``months`` calendar months)."""
     last = calendar[-1]
     year, month = last.year, last.month - months
     while month <= 0:
@@ -53,9 +54,7 @@ def backtest_start_date(calendar: list[date], months: int) -> date:
 
 
 def _days_in_month(year: int, month: int) -> int:
-    import calendar as _cal
-
-    return _cal.monthrange(year, month)[1]
+    return calendar_module.monthrange(year, month)[1]
 
 
 def chronological_split(dates: pl.Series, *, backtest_months: int, purge_gap: int) -> SplitWindow:
@@ -64,8 +63,6 @@ def chronological_split(dates: pl.Series, *, backtest_months: int, purge_gap: in
         raise ConfigError("The purge gap must be at least one trading day (the label horizon)")
     calendar = sorted(set(dates.to_list()))
     if len(calendar) < purge_gap + 2:
-        from marketpredictor_train.errors import TrainingError
-
         raise TrainingError(
             "Training failed - insufficient data",
             hint="Use a longer data period: --period 5y",
@@ -74,8 +71,6 @@ def chronological_split(dates: pl.Series, *, backtest_months: int, purge_gap: in
     bt_idx = calendar.index(bt_start)
     train_end_idx = bt_idx - 1 - purge_gap
     if train_end_idx < 0:
-        from marketpredictor_train.errors import TrainingError
-
         raise TrainingError(
             "Training failed - insufficient data",
             hint=f"No training rows remain before the {backtest_months}-month backtest; "

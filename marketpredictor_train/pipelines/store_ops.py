@@ -1,0 +1,69 @@
+"""The store commands: rollback, prune and the listing of versions and history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from marketpredictor_train.results import ModelsListing, PruneResult, RollbackResult
+
+if TYPE_CHECKING:
+    from marketpredictor_train.config import Settings
+
+
+def rollback(
+    settings: Settings, version: str | None = None, *, reason: str | None = None
+) -> RollbackResult:
+    """Make ``version`` production again (None: the previous production model), then run the
+    post-promotion command. If that command fails, :class:`PostPromoteHookFailed` (a
+    HookError, exit 1) is raised carrying this result; the rollback stands."""
+    from marketpredictor_train.store import ModelStore
+    from marketpredictor_train.store.hooks import PostPromoteHookFailed, run_post_promote_hook
+
+    store = ModelStore(settings.models_dir)
+    if reason is None:
+        reason = "rollback to previous production" if version is None else "rollback"
+    record = store.rollback(version, reason=reason)
+    model = store.get(record.to_version)
+    hook = run_post_promote_hook(settings, record)
+    result = RollbackResult(record=record, model=model, hook=hook)
+    if not hook.ok:
+        raise PostPromoteHookFailed(hook, result=result)
+    return result
+
+
+def prune_models(settings: Settings, keep: int) -> PruneResult:
+    """Keep the newest ``keep`` non-production versions and delete the rest."""
+    from marketpredictor_train.store import ModelStore
+
+    store = ModelStore(settings.models_dir)
+    removed = store.prune(keep)
+    production = store.production()
+    prod_version = production.version if production else None
+    kept = tuple(v for v in store.version_names() if v != prod_version)
+    return PruneResult(keep=keep, removed=tuple(removed), kept=kept, production=prod_version)
+
+
+def list_models(settings: Settings, *, prune: int | None = None) -> ModelsListing:
+    """Everything in the store; with ``prune``, prune to that many versions first."""
+    from marketpredictor_train.store import ModelStore
+
+    pruned = prune_models(settings, prune) if prune is not None else None
+    store = ModelStore(settings.models_dir)
+    scan = store.scan()
+    return ModelsListing(
+        models_dir=store.models_dir,
+        models=scan.models,
+        production=scan.production,
+        production_error=scan.production_error,
+        history=tuple(store.history()),
+        unreadable=scan.unreadable,
+        pruned=pruned,
+    )
+
+
+def version_names(models_dir: Path) -> list[str]:
+    """Versions in a store folder, newest first, from the listing alone (shell completion)."""
+    from marketpredictor_train.store.names import list_version_names
+
+    return list_version_names(Path(models_dir))

@@ -1,0 +1,542 @@
+"""`mptrain train`: data -> guarded modelling table -> parameters -> fit -> backtest ->
+champion vs challenger -> the gate's decision -> save, promote, report, track."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from marketpredictor_train.errors import (
+    EXIT_SUCCESS,
+    EXIT_VALIDATION_FAILED,
+    HookError,
+    MptrainError,
+    TrainingError,
+)
+from marketpredictor_train.pipelines.common import (
+    ChampionScore,
+    RunContext,
+    data_window,
+    logs_reports_dir,
+    model_type_and_device,
+    prepare_data,
+    run_report_folder,
+    score_champion,
+    write_validation_report,
+)
+from marketpredictor_train.progress import report
+from marketpredictor_train.results import TrainResult
+from marketpredictor_train.store.names import REPORTS_DIR_NAME
+
+if TYPE_CHECKING:
+    from marketpredictor_train.config import Settings
+    from marketpredictor_train.data import LoadedData
+    from marketpredictor_train.dataset import Dataset
+    from marketpredictor_train.models.base import ModelType
+    from marketpredictor_train.progress import ProgressCallback
+    from marketpredictor_train.store import ModelStore, PromotionRecord
+    from marketpredictor_train.validation.backtest import ValidationReport
+    from marketpredictor_train.validation.gate import GateDecision
+
+log = structlog.get_logger(__name__)
+
+MANIFEST_FORMAT = 1
+
+METRICS_OF_VALIDATED = "the saved model, on the backtest"
+METRICS_OF_REFIT = (
+    "the validated model before the refit; the saved model was refit on every row, "
+    "backtest included, and has no out-of-sample metrics of its own"
+)
+METRICS_OF_SKIPPED = "none: validation was skipped"
+REFIT_NOTE = (
+    "Refit (--refit): the model that passed the gate was refit with the same parameters on "
+    "the training and backtest rows, and that refit model was saved. The metrics in this "
+    "report are those of the validated model before the refit, not of the saved model."
+)
+
+
+@dataclass(frozen=True)
+class _Validation:
+    """What the validation stage concluded; ``report`` is None with --skip-validation."""
+
+    report: ValidationReport | None
+    champion: ChampionScore
+    decision: GateDecision
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return {} if self.report is None else dict(self.report.metrics)
+
+
+@dataclass(frozen=True)
+class _Saved:
+    version: str | None
+    model_path: str | None
+    record: PromotionRecord | None
+    decision: GateDecision
+
+    @property
+    def promoted(self) -> bool:
+        return self.record is not None
+
+
+def train(settings: Settings, *, progress: ProgressCallback | None = None) -> TrainResult:
+    """Train, validate and maybe promote one model; see TrainResult for what comes back.
+
+    Raises MptrainError subclasses (exit 1 or 3) when the run cannot complete; a model
+    that trains but is not promoted is a result (exit code 2), not an exception."""
+    from marketpredictor_train.store import ModelStore
+    from marketpredictor_train.tuning import choose_params
+
+    run = RunContext()
+    timer = run.timer
+    with run.bound():
+        model_cls, device = model_type_and_device(settings)
+        log.info(
+            "Training started",
+            model_type=model_cls.name,
+            source=settings.source,
+            period=settings.period,
+            horizon=settings.horizon,
+            device=device,
+        )
+        loaded, dataset = prepare_data(settings, timer, progress)
+        params, param_source = choose_params(
+            settings, model_cls, dataset, device=device, timer=timer, progress=progress
+        )
+        with timer("fit"):
+            model = _fit(model_cls, params, device, settings, dataset, progress)
+
+        store = ModelStore(settings.models_dir)
+        with timer("validate"):
+            validation = _validate(settings, model, dataset, loaded, store)
+        if validation.report is None:
+            log.info("Training complete - validation skipped")
+        else:
+            metrics = validation.metrics
+            log.info(
+                f"Training complete - Accuracy: {metrics['accuracy']:.2%}",
+                metrics={k: metrics[k] for k in ("accuracy", "precision", "recall", "f1")},
+            )
+
+        # --refit: the model that passed the gate is refit on every row and that one is
+        # saved; only when it is about to be promoted, so an unpromoted version is always
+        # the validated model itself.
+        refit = settings.refit and validation.decision.promote and not settings.dry_run
+        refit_rows = refit_train_end = None
+        if refit:
+            with timer("refit"):
+                model, refit_rows, refit_train_end = _refit(
+                    model_cls, params, device, settings, dataset
+                )
+        manifest = _manifest(settings, model, dataset, loaded, validation, run.run_id)
+        manifest.update(
+            _manifest_validation(
+                validation,
+                data_window=manifest["data_window"],
+                refit_rows=refit_rows,
+                refit_train_end=refit_train_end,
+            )
+        )
+        with timer("store"):
+            saved = _save_and_promote(settings, store, manifest, model, validation)
+        _log_outcome(settings, saved)
+
+        decision = saved.decision
+        status = _status(settings, saved, skipped=validation.report is None)
+        exit_code = (
+            EXIT_SUCCESS
+            if decision.passed or saved.promoted or validation.report is None
+            else EXIT_VALIDATION_FAILED
+        )
+        warnings = [] if validation.report is None else list(validation.report.warnings)
+        report_dir, report_files, report_warning = _write_report(
+            settings, validation, saved, run_id=run.run_id, status=status, refit=refit
+        )
+        if report_warning:
+            warnings.append(report_warning)
+
+        mlflow_run_id = None
+        with timer("tracking"):
+            if settings.mlflow:
+                from marketpredictor_train.tracking import log_training_run, report_metrics
+
+                mlflow_run_id, tracking_warning = log_training_run(
+                    settings,
+                    run_id=run.run_id,
+                    model_type=model_cls.name,
+                    params=model.params,
+                    metrics=validation.metrics,
+                    n_features=len(dataset.feature_columns),
+                    status=status,
+                    promoted=saved.promoted,
+                    version=saved.version,
+                    model_path=saved.model_path,
+                    reason=decision.reason,
+                    extra_metrics={**report_metrics(validation.report), "refit": float(refit)},
+                    artifacts=report_files,
+                )
+                if tracking_warning:
+                    warnings.append(tracking_warning)
+
+        hook_failure = _after_promotion(settings, saved.record)
+        if hook_failure:
+            # The promotion stands; the run still fails so a scheduler notices.
+            warnings.append(hook_failure)
+            exit_code = HookError.exit_code
+
+        comparison = validation.champion.comparison
+        return TrainResult(
+            status=status,
+            exit_code=exit_code,
+            promoted=saved.promoted,
+            passed_validation=decision.passed,
+            reason=decision.reason,
+            version=saved.version,
+            model_path=saved.model_path,
+            model_type=model_cls.name,
+            params=dict(model.params),
+            param_source=param_source,
+            metrics=validation.metrics,
+            production_version=validation.champion.version,
+            production_metrics=None if comparison is None else dict(comparison.production),
+            thresholds=dict(settings.thresholds),
+            primary_metric=settings.primary_metric,
+            forced=decision.forced and saved.promoted,
+            dry_run=settings.dry_run,
+            n_train=dataset.train.height,
+            n_test=dataset.backtest.height,
+            n_features=len(dataset.feature_columns),
+            data_window=data_window(loaded, dataset.window.to_dict()),
+            dropped_tickers=dict(loaded.dropped),
+            timings=timer.timings,
+            duration_s=run.elapsed(),
+            run_id=run.run_id,
+            mlflow_run_id=mlflow_run_id,
+            warnings=tuple(warnings),
+            validation=validation.report,
+            skipped_validation=validation.report is None,
+            refit=refit,
+            metrics_of=_metrics_of(validation, refit),
+            report_dir=None if report_dir is None else str(report_dir),
+            report_files=tuple(str(p) for p in report_files),
+        )
+
+
+def _fit(
+    model_cls: type[ModelType],
+    params: dict[str, Any],
+    device: str,
+    settings: Settings,
+    dataset: Dataset,
+    progress: ProgressCallback | None,
+) -> ModelType:
+    model = model_cls(params, device=device, seed=settings.seed)
+    x_train, y_train = dataset.xy(dataset.train)
+    report(progress, "fit", 0, 1, f"fitting {model_cls.name} on {len(y_train)} rows")
+    try:
+        model.fit(x_train, y_train)
+    except MptrainError:
+        raise
+    except Exception as exc:
+        raise TrainingError(
+            f"Training failed - {model_cls.name} could not be fitted: {exc}",
+            hint="Try a different model type: --model-type rf",
+        ) from exc
+    report(progress, "fit", 1, 1, f"{model_cls.name} fitted")
+    return model
+
+
+def _validate(
+    settings: Settings,
+    model: ModelType,
+    dataset: Dataset,
+    loaded: LoadedData,
+    store: ModelStore,
+) -> _Validation:
+    """Backtest the fitted model, score production on the same rows and let the gate
+    decide; with --skip-validation only decide (never promote unless forced)."""
+    import dataclasses
+
+    from marketpredictor_train.validation.backtest import evaluate
+    from marketpredictor_train.validation.gate import decide, decide_unvalidated
+
+    if settings.skip_validation:
+        log.warning(
+            "Validation skipped (--skip-validation): no backtest, no comparison, no report; "
+            "the model is promoted only with --force"
+        )
+        return _Validation(
+            report=None,
+            champion=ChampionScore(_production_version(store), None),
+            decision=decide_unvalidated(force=settings.force, dry_run=settings.dry_run),
+        )
+    x_test, _ = dataset.xy(dataset.backtest)
+    proba = model.predict_proba(x_test)
+    importance = model.feature_importance()
+    backtest = evaluate(
+        dataset.backtest,
+        proba,
+        loaded.frame,
+        horizon=settings.horizon,
+        dead_band=settings.dead_band,
+        cost_per_trade=settings.cost_per_trade,
+        thresholds=settings.thresholds,
+        seed=settings.seed,
+        subject="new model",
+        window=dataset.window.to_dict(),
+        model_type=model.name,
+        feature_importance=_importance(dataset, importance),
+    )
+    champion = score_champion(
+        settings, store, loaded.frame, dataset.backtest, proba, horizon=settings.horizon
+    )
+    for warning in champion.warnings:
+        log.warning(warning)
+    backtest = dataclasses.replace(
+        backtest,
+        comparison=champion.comparison,
+        production_version=champion.version,
+        warnings=(*backtest.warnings, *champion.warnings),
+    )
+    metrics = backtest.metrics
+    comparison = champion.comparison
+    decision = decide(
+        metrics,
+        settings.thresholds,
+        production_metrics=None if comparison is None else comparison.production,
+        challenger_on_common_rows=None if comparison is None else comparison.new,
+        primary_metric=settings.primary_metric,
+        force=settings.force,
+        dry_run=settings.dry_run,
+    )
+    return _Validation(backtest, champion, decision)
+
+
+def _importance(dataset: Dataset, importance: Any) -> dict[str, float] | None:
+    if importance is None:
+        return None
+    return {c: float(v) for c, v in zip(dataset.feature_columns, importance, strict=True)}
+
+
+def _production_version(store: ModelStore) -> str | None:
+    try:
+        production = store.production()
+    except MptrainError:
+        return None
+    return production.version if production else None
+
+
+def _refit(
+    model_cls: type[ModelType],
+    params: dict[str, Any],
+    device: str,
+    settings: Settings,
+    dataset: Dataset,
+) -> tuple[ModelType, int, str]:
+    """The same model type and parameters fitted on the training and backtest rows; returns
+    the model, its number of rows and the last date it learned from."""
+    import polars as pl
+
+    rows = pl.concat([dataset.train, dataset.backtest], how="vertical")
+    x, y = dataset.xy(rows)
+    model = model_cls(params, device=device, seed=settings.seed)
+    try:
+        model.fit(x, y)
+    except MptrainError:
+        raise
+    except Exception as exc:
+        raise TrainingError(
+            f"Training failed - the refit of {model_cls.name} on every row failed: {exc}",
+            hint="Run without --refit to keep the validated model.",
+        ) from exc
+    log.info("Refit on every row after validation", rows=rows.height)
+    return model, rows.height, str(rows.get_column("date").max())
+
+
+def _manifest(
+    settings: Settings,
+    model: ModelType,
+    dataset: Dataset,
+    loaded: LoadedData,
+    validation: _Validation,
+    run_id: str,
+) -> dict[str, Any]:
+    spec = dataset.spec
+    comparison = validation.champion.comparison
+    return {
+        "format": MANIFEST_FORMAT,
+        "model_type": model.name,
+        "params": dict(model.params),
+        "payload_format": model.payload_format,
+        "feature_spec": spec.to_dict(),
+        "feature_spec_hash": spec.hash,
+        "feature_columns": list(dataset.feature_columns),
+        "feature_importance": _importance(dataset, model.feature_importance()),
+        "label": {
+            "horizon": settings.horizon,
+            "dead_band": settings.dead_band,
+            "definition": "1 if close[t+horizon]/close[t]-1 > dead_band, 0 if < -dead_band",
+        },
+        "data_window": data_window(loaded, dataset.window.to_dict()),
+        "metrics": validation.metrics,
+        "production_metrics": None if comparison is None else dict(comparison.production),
+        "production_version": validation.champion.version,
+        "thresholds": dict(settings.thresholds),
+        "n_train": dataset.train.height,
+        "n_test": dataset.backtest.height,
+        "seed": settings.seed,
+        "run_id": run_id,
+        "library_versions": _library_versions(),
+    }
+
+
+def _manifest_validation(
+    validation: _Validation,
+    *,
+    data_window: dict[str, Any],
+    refit_rows: int | None,
+    refit_train_end: str | None,
+) -> dict[str, Any]:
+    """Manifest entries saying what the saved model's metrics are: the backtest metrics
+    of this very model, none (validation skipped), or none because it was refit (the
+    validated model's metrics kept apart, under ``refit``)."""
+    if validation.report is None:
+        return {
+            "metrics": {},
+            "validation": {"status": "skipped", "metrics_of": METRICS_OF_SKIPPED},
+        }
+    if refit_rows is None:
+        return {"validation": {"status": "validated", "metrics_of": METRICS_OF_VALIDATED}}
+    return {
+        "metrics": {},
+        "n_train": refit_rows,
+        # `mptrain validate` scores only rows after train_end: for a refit model that is
+        # after the backtest it learned from.
+        "data_window": {**data_window, "train_end": refit_train_end, "refit": True},
+        "validation": {"status": "refit", "metrics_of": METRICS_OF_REFIT},
+        "refit": {
+            "n_rows": refit_rows,
+            "train_end": refit_train_end,
+            "validated_metrics": validation.metrics,
+            "note": REFIT_NOTE,
+        },
+    }
+
+
+def _metrics_of(validation: _Validation, refit: bool) -> str:
+    if validation.report is None:
+        return METRICS_OF_SKIPPED
+    return METRICS_OF_REFIT if refit else METRICS_OF_VALIDATED
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in ("marketpredictor-train", "xgboost", "lightgbm", "scikit-learn", "polars", "numpy"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _save_and_promote(
+    settings: Settings,
+    store: ModelStore,
+    manifest: dict[str, Any],
+    model: ModelType,
+    validation: _Validation,
+) -> _Saved:
+    """Save the version (not on a dry run) and promote it when the gate says so, unless
+    production changed since it was scored (then: not promoted)."""
+    from marketpredictor_train.store import ProductionChanged
+    from marketpredictor_train.store.store import UNCHECKED
+    from marketpredictor_train.validation.gate import GateDecision
+
+    decision = validation.decision
+    if settings.dry_run:
+        return _Saved(None, None, None, decision)
+    stored = store.save(manifest, model.to_bytes())
+    if not decision.promote:
+        return _Saved(stored.version, str(stored.path), None, decision)
+    try:
+        record = store.promote(
+            stored.version,
+            reason=decision.reason,
+            forced=decision.forced,
+            # --force replaces whatever is there; a normal promotion only the model it beat.
+            expected_production=UNCHECKED if settings.force else validation.champion.version,
+        )
+    except ProductionChanged as exc:
+        refused = GateDecision(False, False, f"Model NOT promoted - {exc.message}", ())
+        return _Saved(stored.version, str(stored.path), None, refused)
+    return _Saved(stored.version, str(stored.path), record, decision)
+
+
+def _log_outcome(settings: Settings, saved: _Saved) -> None:
+    reason = saved.decision.reason
+    if saved.promoted:
+        log.info(f"Model promoted to production - version {saved.version}", reason=reason)
+    elif settings.dry_run:
+        log.info(reason)
+    else:
+        log.warning(reason)
+
+
+def _status(settings: Settings, saved: _Saved, *, skipped: bool) -> str:
+    if settings.dry_run:
+        return "dry_run"
+    if saved.promoted:
+        return "promoted"
+    return "not_validated" if skipped else "not_promoted"
+
+
+def _write_report(
+    settings: Settings,
+    validation: _Validation,
+    saved: _Saved,
+    *,
+    run_id: str,
+    status: str,
+    refit: bool,
+) -> tuple[Path | None, list[Path], str | None]:
+    """The report of a validated run: --report-dir, else next to the saved version
+    (models/reports/<version>/), else (dry run) logs/reports/dry_run_<time>_<run>/."""
+    if validation.report is None:
+        return None, [], None
+    if settings.report_dir is not None:
+        folder = Path(settings.report_dir)
+    elif saved.version is not None:
+        folder = Path(settings.models_dir) / REPORTS_DIR_NAME / saved.version
+    else:
+        folder = run_report_folder(logs_reports_dir(settings), "dry_run", run_id)
+    decision = saved.decision
+    version = saved.version
+    decision_doc = {
+        "status": status,
+        "promoted": saved.promoted,
+        "passed": decision.passed,
+        "forced": decision.forced and saved.promoted,
+        "reason": decision.reason,
+        "version": version,
+        "refit": refit,
+        "metrics_of": METRICS_OF_REFIT if refit else METRICS_OF_VALIDATED,
+        "notes": [REFIT_NOTE] if refit else [],
+    }
+    title = f"Validation report - {'version ' + version if version else 'dry run ' + run_id}"
+    return write_validation_report(validation.report, folder, title=title, decision=decision_doc)
+
+
+def _after_promotion(settings: Settings, record: PromotionRecord | None) -> str | None:
+    """Run the configured post-promotion command; a failure is reported, not undone."""
+    if record is None or not settings.post_promote_command:
+        return None
+    from marketpredictor_train.store.hooks import run_post_promote_hook
+
+    outcome = run_post_promote_hook(settings, record)
+    return None if outcome.ok else outcome.message
