@@ -14,6 +14,14 @@ from typing import TYPE_CHECKING
 import structlog
 
 from marketpredictor_train.data.schema import describe_list
+from marketpredictor_train.data.sources import (
+    EMPTY_DATASET,
+    INSUFFICIENT_DATA,
+    SOURCE_SAMPLE,
+    SOURCE_YAHOO,
+    source_kind,
+    years_before,
+)
 from marketpredictor_train.data.universe import SAMPLE_TICKERS
 from marketpredictor_train.errors import DataError
 from marketpredictor_train.progress import ProgressCallback, report
@@ -24,12 +32,6 @@ if TYPE_CHECKING:
     from marketpredictor_train.config import Settings
 
 log = structlog.get_logger(__name__)
-
-SOURCE_YAHOO = "yahoo"
-SOURCE_SAMPLE = "sample"
-
-EMPTY_DATASET = "Dataset is empty after build_dataset"
-INSUFFICIENT_DATA = "Training failed - insufficient data"
 
 
 @dataclass(frozen=True)
@@ -51,14 +53,6 @@ class LoadedData:
     @property
     def rows(self) -> int:
         return self.frame.height
-
-
-def source_kind(source: str) -> str:
-    """'yahoo', 'sample' or 'files' (anything else is a path)."""
-    key = source.strip().lower()
-    if key in (SOURCE_YAHOO, SOURCE_SAMPLE):
-        return key
-    return "files"
 
 
 def load_ohlcv(
@@ -137,13 +131,6 @@ def apply_period(frame: pl.DataFrame, years: int) -> pl.DataFrame:
     if dates.min() > cutoff:  # type: ignore[operator]
         return frame  # already inside the window: no copy
     return frame.filter(pl.col("date") > cutoff)
-
-
-def years_before(day: dt.date, years: int) -> dt.date:
-    try:
-        return day.replace(year=day.year - years)
-    except ValueError:  # 29 February in a year without one
-        return day.replace(year=day.year - years, day=28)
 
 
 def drop_short_history(

@@ -29,8 +29,13 @@ from typing import TYPE_CHECKING
 import structlog
 
 from marketpredictor_train.data.cache import CacheCorrupt, OhlcvCache
-from marketpredictor_train.data.loader import EMPTY_DATASET, years_before
 from marketpredictor_train.data.schema import OHLCV_COLUMNS, describe_list
+from marketpredictor_train.data.sources import (
+    EMPTY_DATASET,
+    SOURCE_YAHOO,
+    source_kind,
+    years_before,
+)
 from marketpredictor_train.data.universe import DEFAULT_UNIVERSE
 from marketpredictor_train.errors import DataError
 from marketpredictor_train.progress import ProgressCallback, ProgressEvent, report
@@ -43,7 +48,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-SOURCE = "yahoo"
+SOURCE = SOURCE_YAHOO
 # First retry waits about BASE_DELAY_S, doubling each time up to MAX_DELAY_S; tests set
 # the base to 0. Rate limits at Yahoo last from seconds to minutes.
 BASE_DELAY_S = 2.0
@@ -751,7 +756,6 @@ def fetch_market_data(
 ) -> RefreshReport:
     """Download into the cache what it lacks for the settings' tickers and period
     (everything with ``full``), e.g. to warm it in CI. Same failure rules as a run."""
-    from marketpredictor_train.data.loader import source_kind
     from marketpredictor_train.errors import ConfigError
 
     if source_kind(settings.source) != SOURCE:
