@@ -33,20 +33,20 @@ def write_csv(tmp_path: Path):
 def fake_yahoo(monkeypatch: pytest.MonkeyPatch) -> FakeYahoo:
     import yfinance
 
-    from marketpredictor_train.data import yahoo
+    from marketpredictor_train.data import yahoo_download, yahoo_refresh
 
     fake = FakeYahoo()
     monkeypatch.setattr(yfinance.Ticker, "history", lambda tk, *a, **k: fake.history(tk, *a, **k))
-    monkeypatch.setattr(yahoo, "BASE_DELAY_S", 0.0)
-    monkeypatch.setattr(yahoo, "today", lambda: dt.date(2025, 6, 18))
+    monkeypatch.setattr(yahoo_download, "BASE_DELAY_S", 0.0)
+    monkeypatch.setattr(yahoo_refresh, "today", lambda: dt.date(2025, 6, 18))
     return fake
 
 
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The waits of the retry loop, recorded instead of slept."""
-    from marketpredictor_train.data import yahoo
+    from marketpredictor_train.data import yahoo_download
 
     waited: list[float] = []
-    monkeypatch.setattr(yahoo, "sleep", waited.append)
+    monkeypatch.setattr(yahoo_download, "sleep", waited.append)
     return waited

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from marketpredictor_train.config import load_settings
-from marketpredictor_train.data import load_ohlcv, yahoo
+from marketpredictor_train.data import load_ohlcv, yahoo_refresh
 from marketpredictor_train.data.cache import CacheCorrupt, OhlcvCache
 from marketpredictor_train.errors import DataError
 
@@ -50,11 +50,11 @@ def test_second_run_fetches_only_the_missing_recent_days(fake_yahoo, monkeypatch
     load_ohlcv(s)
     full_start = fake_yahoo.requested("AAA")[0][0]
     fake_yahoo.calls.clear()
-    monkeypatch.setattr(yahoo, "today", lambda: dt.date(2025, 6, 25))
+    monkeypatch.setattr(yahoo_refresh, "today", lambda: dt.date(2025, 6, 25))
     loaded = load_ohlcv(s)
     ((start, end),) = fake_yahoo.requested("AAA")
     # Only the tail since the last cached bar (2025-06-17), with a short overlap.
-    assert start >= dt.date(2025, 6, 17) - dt.timedelta(days=yahoo.OVERLAP_DAYS)
+    assert start >= dt.date(2025, 6, 17) - dt.timedelta(days=yahoo_refresh.OVERLAP_DAYS)
     assert start > full_start
     assert end == dt.date(2025, 6, 25)
     assert loaded.end == dt.date(2025, 6, 24)
@@ -72,7 +72,7 @@ def test_readjusted_history_is_fetched_again_in_full(fake_yahoo, monkeypatch):
     load_ohlcv(s)
     fake_yahoo.calls.clear()
     fake_yahoo.scale["AAA"] = 0.98
-    monkeypatch.setattr(yahoo, "today", lambda: dt.date(2025, 6, 25))
+    monkeypatch.setattr(yahoo_refresh, "today", lambda: dt.date(2025, 6, 25))
     loaded = load_ohlcv(s)
     assert len(fake_yahoo.requested("AAA")) == 2  # the tail, then the whole window
     assert len(fake_yahoo.requested("BBB")) == 1
@@ -92,7 +92,7 @@ def test_longer_period_than_cached_fetches_the_older_history(fake_yahoo):
 def test_offline_trains_from_the_cache_without_network(fake_yahoo, monkeypatch):
     load_ohlcv(settings())
     fake_yahoo.broken = True
-    monkeypatch.setattr(yahoo, "today", lambda: dt.date(2025, 7, 30))
+    monkeypatch.setattr(yahoo_refresh, "today", lambda: dt.date(2025, 7, 30))
     loaded = load_ohlcv(settings(offline=True))
     assert loaded.tickers == ("AAA", "BBB")
     assert loaded.end == dt.date(2025, 6, 17)
@@ -118,7 +118,7 @@ def test_download_failure_falls_back_to_stale_cached_bars(fake_yahoo, monkeypatc
     s = settings(download_retries=1)
     load_ohlcv(s)
     fake_yahoo.rate_limited["AAA"] = 99
-    monkeypatch.setattr(yahoo, "today", lambda: dt.date(2025, 6, 25))
+    monkeypatch.setattr(yahoo_refresh, "today", lambda: dt.date(2025, 6, 25))
     loaded = load_ohlcv(s)
     assert loaded.tickers == ("AAA", "BBB")
     aaa = loaded.frame.filter(pl.col("ticker") == "AAA")

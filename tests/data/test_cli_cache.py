@@ -8,7 +8,7 @@ import json
 
 import pandas as pd
 
-from marketpredictor_train.data import yahoo
+from marketpredictor_train.data import yahoo_refresh
 
 
 def flat(text: str) -> str:
@@ -39,7 +39,7 @@ def test_fetch_warms_the_cache_and_info_shows_it(cli, fake_yahoo, tmp_path):
 def test_info_table_shows_staleness_without_network(cli, fake_yahoo, monkeypatch):
     assert cli("data", "fetch", "--tickers", "AAA", "--period", "1y").exit_code == 0
     fake_yahoo.broken = True
-    monkeypatch.setattr(yahoo, "today", lambda: dt.date(2025, 6, 27))
+    monkeypatch.setattr(yahoo_refresh, "today", lambda: dt.date(2025, 6, 27))
     result = cli("data", "info", "--tickers", "AAA,ZZZ")
     assert result.exit_code == 0, result.output
     out = flat(result.output)
@@ -62,7 +62,7 @@ def test_info_verify_finds_a_corrupt_file(cli, fake_yahoo):
 def test_second_fetch_downloads_only_new_days(cli, fake_yahoo, monkeypatch):
     assert cli("data", "fetch", "--tickers", "AAA", "--period", "1y").exit_code == 0
     fake_yahoo.calls.clear()
-    monkeypatch.setattr(yahoo, "today", lambda: dt.date(2025, 6, 20))
+    monkeypatch.setattr(yahoo_refresh, "today", lambda: dt.date(2025, 6, 20))
     result = cli("data", "fetch", "--tickers", "AAA", "--period", "1y", "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)

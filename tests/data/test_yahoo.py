@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from yfinance.exceptions import YFRateLimitError
 
 from marketpredictor_train.config import load_settings
-from marketpredictor_train.data import load_ohlcv, yahoo
+from marketpredictor_train.data import load_ohlcv, yahoo_download
 from marketpredictor_train.data.yahoo import Backoff, frames_from_download
 from marketpredictor_train.errors import DataError
 
@@ -128,9 +128,9 @@ def test_backoff_is_exponential_jittered_and_capped():
 
 def test_time_budget_bounds_the_retries(fake_yahoo, monkeypatch):
     now = [0.0]
-    monkeypatch.setattr(yahoo, "clock", lambda: now[0])
-    monkeypatch.setattr(yahoo, "BASE_DELAY_S", 4.0)
-    monkeypatch.setattr(yahoo, "sleep", lambda s: now.__setitem__(0, now[0] + s))
+    monkeypatch.setattr(yahoo_download, "clock", lambda: now[0])
+    monkeypatch.setattr(yahoo_download, "BASE_DELAY_S", 4.0)
+    monkeypatch.setattr(yahoo_download, "sleep", lambda s: now.__setitem__(0, now[0] + s))
     fake_yahoo.rate_limited["AAA"] = 99
     loaded = load_ohlcv(settings(download_timeout_s=10.0, download_retries=50))
     assert "budget" in loaded.dropped["AAA"]
