@@ -312,8 +312,16 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _md_literal(text: str) -> str:
+    """Text shown as it is: Markdown's emphasis, code, link and HTML characters escaped."""
+    return "".join(f"\\{c}" if c in _MD_SPECIAL else c for c in text)
+
+
+_MD_SPECIAL = set("\\`*_[]<>|#")
+
+
 def _markdown(title: str, sections: list[_Section]) -> str:
-    lines = [f"# {title}", ""]
+    lines = [f"# {_md_literal(title)}", ""]
     for sec in sections:
         lines += [f"## {sec.title}", ""]
         for para in sec.paragraphs:

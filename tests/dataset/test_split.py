@@ -1,4 +1,4 @@
-"""The chronological train | purge gap | backtest split (validation.split), called directly:
+"""The chronological train | purge gap | backtest split (dataset.split), called directly:
 the calendar-month arithmetic of the backtest start, the purge gap counted in trading days,
 and the errors for settings or data that leave nothing to train on."""
 
@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from marketpredictor_train.errors import ConfigError, TrainingError
-from marketpredictor_train.validation.split import (
+from marketpredictor_train.dataset.split import (
     SplitWindow,
     backtest_start_date,
     chronological_split,
