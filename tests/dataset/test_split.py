@@ -11,12 +11,12 @@ import random
 import polars as pl
 import pytest
 
-from marketpredictor_train.errors import ConfigError, TrainingError
 from marketpredictor_train.dataset.split import (
     SplitWindow,
     backtest_start_date,
     chronological_split,
 )
+from marketpredictor_train.errors import ConfigError, TrainingError
 
 
 def every_day(first: dt.date, last: dt.date) -> list[dt.date]:

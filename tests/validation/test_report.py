@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 from markdown_it import MarkdownIt
 
+from marketpredictor_train.dataset.split import chronological_split
 from marketpredictor_train.features import FeatureSpec, Indicator, build_features, make_labels
 from marketpredictor_train.testing.synthetic import synthetic_ohlcv
 from marketpredictor_train.validation.backtest import (
@@ -35,7 +36,6 @@ from marketpredictor_train.validation.report import (
     points,
     write_report,
 )
-from marketpredictor_train.dataset.split import chronological_split
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TITLE = "Validation report - version v0008"
