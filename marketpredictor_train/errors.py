@@ -1,4 +1,7 @@
-"""One exception tree for mptrain; each class carries the exit code the CLI returns for it."""
+"""One exception tree for mptrain; each class carries the exit code the CLI returns for it.
+
+A model that fails validation is not an exception: it is a result whose exit code is
+:data:`EXIT_VALIDATION_FAILED` (2). Tracking problems are warnings, never errors."""
 
 from __future__ import annotations
 
@@ -35,21 +38,11 @@ class ModelFileError(StoreError):
     """A model file is missing, truncated, tampered with or of an unknown format (exit 1)."""
 
 
-class TrackingError(MptrainError):
-    """MLflow tracking failed (exit 1)."""
-
-
 class HookError(MptrainError):
     """The post-promotion command failed; the promotion itself stands (exit 1). ``result``
     is the operation's own result when it attached one (e.g. a rollback's)."""
 
     result: object = None
-
-
-class ValidationFailed(MptrainError):
-    """The new model did not pass the promotion gate (exit 2)."""
-
-    exit_code = 2
 
 
 class ConfigError(MptrainError):
@@ -60,5 +53,5 @@ class ConfigError(MptrainError):
 
 EXIT_SUCCESS = 0
 EXIT_FAILURE = MptrainError.exit_code
-EXIT_VALIDATION_FAILED = ValidationFailed.exit_code
+EXIT_VALIDATION_FAILED = 2
 EXIT_CONFIG_ERROR = ConfigError.exit_code

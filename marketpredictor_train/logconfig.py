@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from structlog.typing import EventDict
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -50,7 +51,7 @@ _NOISY_LIBRARIES = (
 )
 
 
-def _timestamp(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _timestamp(_: Any, __: str, event_dict: EventDict) -> EventDict:
     # The seed's timestamps are naive ISO with microseconds; ours are that, in UTC.
     event_dict["timestamp"] = (
         datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
@@ -58,7 +59,7 @@ def _timestamp(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     return event_dict
 
 
-def _seed_json(_: Any, __: str, event_dict: dict[str, Any]) -> str:
+def _seed_json(_: Any, __: str, event_dict: EventDict) -> str:
     """Render one JSON line with exactly the seed's fields (+ metrics when present).
 
     Key/values other than metrics are appended to the message as ``key=value`` so no
@@ -164,11 +165,11 @@ def configure_logging(
     return log_path
 
 
-class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _CurrentStderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is when a line is logged, not when logging was
     set up: a live progress display swaps in a proxy that prints lines above its bars."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 
@@ -179,7 +180,7 @@ class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def _console_handler(console: Console | None) -> logging.Handler:
     colors = bool(console is not None and console.is_terminal and not console.no_color)
-    handler: logging.StreamHandler  # type: ignore[type-arg]
+    handler: logging.StreamHandler
     if console is None or console.file is sys.stderr:
         handler = _CurrentStderrHandler()
     else:
@@ -198,7 +199,7 @@ def _console_handler(console: Console | None) -> logging.Handler:
     return handler
 
 
-def _drop_callsite(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _drop_callsite(_: Any, __: str, event_dict: EventDict) -> EventDict:
     event_dict.pop("module", None)
     event_dict.pop("func_name", None)
     return event_dict

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from marketpredictor_train.validation.backtest import ValidationReport as ValidationReport
 
 SCHEMA_VERSION = 1
-RESULT_SCHEMA_VERSION = SCHEMA_VERSION  # the name the first release used
 
 
 def envelope(
@@ -53,11 +52,15 @@ def envelope(
 
 
 def failure_document(command: str, exc: MptrainError, *, duration_s: float) -> dict[str, Any]:
-    """The document of a command that stopped with an error."""
+    """The document of a command that stopped with an error. When the error carries what
+    the command did anyway (a rollback whose post-promotion command failed), its fields
+    are kept."""
+    done = getattr(exc, "result", None)
     return {
         **envelope(command, status="failed", exit_code=exc.exit_code, error=exc),
         "promoted": False,
         "version": None,
+        **(done.payload() if isinstance(done, Result) else {}),
         "duration_s": round(duration_s, 3),
     }
 

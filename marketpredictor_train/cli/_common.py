@@ -263,10 +263,13 @@ def run_reported[R: Result](
     output_json: Path | None,
     run: Callable[[], R],
     render: Callable[[R], None],
+    *,
+    json_stdout: bool = False,
 ) -> R:
-    """Run a command's library call; render its result and write --output-json, which is
-    also written (with the error) when the call raises, before the error boundary maps the
-    exception to its exit code."""
+    """Run a command's library call and show its result: rendered for people, or with
+    ``json_stdout`` (``--json``) as its JSON document on stdout. The document also goes to
+    ``output_json`` when given. On an error the failure document is written the same ways,
+    before the error boundary maps the exception to its exit code."""
     from marketpredictor_train import api
     from marketpredictor_train.results import failure_document
 
@@ -274,11 +277,16 @@ def run_reported[R: Result](
     try:
         result = run()
     except MptrainError as exc:
+        document = failure_document(command, exc, duration_s=time.monotonic() - started)
         if output_json is not None:
-            duration = time.monotonic() - started
-            api.write_json(output_json, failure_document(command, exc, duration_s=duration))
+            api.write_json(output_json, document)
+        if json_stdout:
+            typer.echo(json.dumps(document, indent=2, default=str))
         raise
-    render(result)
+    if json_stdout:
+        print_json(result)
+    else:
+        render(result)
     if output_json is not None:
         api.write_json(output_json, result.to_dict())
     return result

@@ -18,7 +18,7 @@ from marketpredictor_train.cli._common import (
     LogsDirOpt,
     Period,
     QuietOpt,
-    print_json,
+    run_reported,
     settings_from,
     setup_logging,
 )
@@ -26,6 +26,7 @@ from marketpredictor_train.cli._common import (
 if TYPE_CHECKING:
     from marketpredictor_train.api import ProgressCallback, ProgressEvent
     from marketpredictor_train.config import Settings
+    from marketpredictor_train.results import DataCheckResult, DataFetchResult, DataInfoResult
 
 data_app = typer.Typer(
     name="data",
@@ -90,19 +91,23 @@ def fetch(
     """Download daily bars from Yahoo into the cache: only the days it lacks, unless
     --full. Run it in CI before 'mptrain train --offline'. Exit 0: cached; 1: too few
     tickers could be downloaded; 3: configuration error."""
-    settings = settings_from(ctx, skip=("full", "json_output"), source="yahoo")
-    setup_logging(settings)
-    from marketpredictor_train import api
 
-    with _progress(settings) as progress:
-        result = api.fetch_data(settings, full=full, progress=progress)
-    if json_output:
-        print_json(result)
-        return
+    def run() -> DataFetchResult:
+        from marketpredictor_train import api
+
+        settings = settings_from(ctx, skip=("full", "json_output"), source="yahoo")
+        setup_logging(settings)
+        with _progress(settings) as progress:
+            return api.fetch_data(settings, full=full, progress=progress)
+
+    run_reported("data fetch", None, run, _render_fetch, json_stdout=json_output)
+
+
+def _render_fetch(result: DataFetchResult) -> None:
     report = result.report
     from rich.table import Table
 
-    table = Table(title=f"Yahoo cache {report.start} .. {report.through} ({settings.cache_dir})")
+    table = Table(title=f"Yahoo cache {report.start} .. {report.through} ({result.cache_dir})")
     for name in ("ticker", "status", "rows", "new rows", "last bar"):
         table.add_column(name, justify="right" if "rows" in name else "left", no_wrap=True)
     table.add_column("detail", overflow="fold")
@@ -149,14 +154,18 @@ def info(
     """Show the Yahoo cache without using the network: per ticker its rows, first and
     last date, file size, and how many days it is behind (stale) or whether it is
     corrupt. Exit 0 always, unless the configuration is wrong (3)."""
-    settings = settings_from(ctx, skip=("verify", "json_output"))
-    setup_logging(settings)
-    from marketpredictor_train import api
 
-    result = api.data_info(settings, verify=verify)
-    if json_output:
-        print_json(result)
-        return
+    def run() -> DataInfoResult:
+        from marketpredictor_train import api
+
+        settings = settings_from(ctx, skip=("verify", "json_output"))
+        setup_logging(settings)
+        return api.data_info(settings, verify=verify)
+
+    run_reported("data info", None, run, _render_info, json_stdout=json_output)
+
+
+def _render_info(result: DataInfoResult) -> None:
     inventory = result.inventory
     from rich.table import Table
 
@@ -224,15 +233,19 @@ def check(
     high/low/open/close order, volume, duplicate rows. Exit 0: the data is usable;
     1: it is not (the message names the tickers and dates at fault); 3: configuration
     error (e.g. the path does not exist)."""
-    settings = settings_from(ctx, skip=("min_history", "json_output"))
-    setup_logging(settings)
-    from marketpredictor_train import api
 
-    with _progress(settings) as progress:
-        result = api.check_data(settings, min_history=min_history or 0, progress=progress)
-    if json_output:
-        print_json(result)
-        return
+    def run() -> DataCheckResult:
+        from marketpredictor_train import api
+
+        settings = settings_from(ctx, skip=("min_history", "json_output"))
+        setup_logging(settings)
+        with _progress(settings) as progress:
+            return api.check_data(settings, min_history=min_history or 0, progress=progress)
+
+    run_reported("data check", None, run, _render_check, json_stdout=json_output)
+
+
+def _render_check(result: DataCheckResult) -> None:
     loaded, summary = result.loaded, result.tickers
     from rich.table import Table
 

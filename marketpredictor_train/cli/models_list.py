@@ -13,7 +13,7 @@ from marketpredictor_train.cli._common import (
     LogLevelOpt,
     LogsDirOpt,
     ModelsDirOpt,
-    print_json,
+    run_reported,
     settings_from,
     setup_logging,
 )
@@ -55,15 +55,15 @@ def models_list(
     config: ConfigOpt = None,
 ) -> None:
     """List model versions, the production model and the promotion history (see _HELP)."""
-    settings = settings_from(ctx, skip=("json_output", "prune"))
-    setup_logging(settings)
-    from marketpredictor_train import api
 
-    listing = api.list_models(settings, prune=prune)
-    if json_output:
-        print_json(listing)
-    else:
-        _render(listing)
+    def run() -> ModelsListing:
+        from marketpredictor_train import api
+
+        settings = settings_from(ctx, skip=("json_output", "prune"))
+        setup_logging(settings)
+        return api.list_models(settings, prune=prune)
+
+    run_reported("models-list", None, run, _render, json_stdout=json_output)
 
 
 def _render(listing: ModelsListing) -> None:
@@ -127,26 +127,35 @@ def _render(listing: ModelsListing) -> None:
             )
 
     if listing.history:
-        history = Table(title="Promotion history (latest last)")
-        history.add_column("when (UTC)")
-        history.add_column("action")
-        history.add_column("who", overflow="fold")
-        history.add_column("from → to", no_wrap=True)
-        history.add_column("why")
-        history.add_column("forced")
-        for record in listing.history[-_HISTORY_ROWS:]:
-            history.add_row(
-                _when(record.timestamp),
-                record.action,
-                f"{record.user}@{record.host}",
-                f"{record.from_version or '-'}\n→ {record.to_version}",
-                record.reason,
-                "[red]yes[/]" if record.forced else "no",
-            )
-        console.print(history)
-        earlier = len(listing.history) - _HISTORY_ROWS
-        if earlier > 0:
-            console.print(f"({earlier} earlier changes; see --json)", highlight=False)
+        _render_history(listing)
+
+
+def _render_history(listing: ModelsListing) -> None:
+    from rich.table import Table
+
+    from marketpredictor_train.cli._console import err_console
+
+    console = err_console()
+    history = Table(title="Promotion history (latest last)")
+    history.add_column("when (UTC)")
+    history.add_column("action")
+    history.add_column("who", overflow="fold")
+    history.add_column("from → to", no_wrap=True)
+    history.add_column("why")
+    history.add_column("forced")
+    for record in listing.history[-_HISTORY_ROWS:]:
+        history.add_row(
+            _when(record.timestamp),
+            record.action,
+            f"{record.user}@{record.host}",
+            f"{record.from_version or '-'}\n→ {record.to_version}",
+            record.reason,
+            "[red]yes[/]" if record.forced else "no",
+        )
+    console.print(history)
+    earlier = len(listing.history) - _HISTORY_ROWS
+    if earlier > 0:
+        console.print(f"({earlier} earlier changes; see --json)", highlight=False)
 
 
 def _pct(value: Any) -> str:

@@ -13,7 +13,7 @@ from marketpredictor_train.cli._common import (
     LogsDirOpt,
     ModelsDirOpt,
     complete_version,
-    print_json,
+    run_reported,
     settings_from,
     setup_logging,
 )
@@ -55,23 +55,23 @@ def rollback(
     config: ConfigOpt = None,
 ) -> None:
     """Make an earlier model version production again (see _HELP)."""
-    settings = settings_from(ctx, skip=("version", "reason", "json_output"))
-    setup_logging(settings)
-    from marketpredictor_train import api
 
-    try:
-        result = api.rollback(settings, version, reason=reason)
-    except HookError as exc:
-        if isinstance(exc.result, RollbackResult):  # production did change: say so first
-            _render(exc.result, json_output)
-        raise
-    _render(result, json_output)
+    def run() -> RollbackResult:
+        from marketpredictor_train import api
+
+        settings = settings_from(ctx, skip=("version", "reason", "json_output"))
+        setup_logging(settings)
+        try:
+            return api.rollback(settings, version, reason=reason)
+        except HookError as exc:
+            if isinstance(exc.result, RollbackResult) and not json_output:
+                _render(exc.result)  # production did change: say so before the error
+            raise
+
+    run_reported("rollback", None, run, _render, json_stdout=json_output)
 
 
-def _render(result: RollbackResult, json_output: bool) -> None:
-    if json_output:
-        print_json(result)
-        return
+def _render(result: RollbackResult) -> None:
     from marketpredictor_train.cli._console import err_console
 
     console = err_console()

@@ -74,7 +74,7 @@ def load_files(source: str) -> pl.DataFrame:
     return validate_ohlcv(pl.concat(frames, how="vertical"), origin=str(path))
 
 
-def read_file(path: Path) -> pl.DataFrame:
+def read_file(path: Path) -> pl.DataFrame:  # noqa: C901 - one branch per way a file can be unreadable
     """One file as read, before any check: CSV as text columns, Parquet as stored."""
     import polars as pl
 

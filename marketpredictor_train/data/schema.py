@@ -164,7 +164,7 @@ def _rename_columns(frame: pl.DataFrame, origin: str | None) -> pl.DataFrame:
     return frame
 
 
-def _coerce_types(frame: pl.DataFrame, origin: str | None) -> pl.DataFrame:
+def _coerce_types(frame: pl.DataFrame, origin: str | None) -> pl.DataFrame:  # noqa: C901 - a case per column kind and per way its text can fail to parse
     """Dates to pl.Date, tickers to text, numbers to Float64; text that does not parse is
     reported with its ticker and row, not silently turned into null."""
     import polars as pl

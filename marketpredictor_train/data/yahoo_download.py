@@ -213,11 +213,11 @@ def _download_once(tickers: list[str], start: dt.date, end: dt.date, timeout: fl
     permanent: dict[str, str] = {}
     empty = [t for t in tickers if t not in frames]
     for t in empty:
-        why = capture.errors.get(t)
-        if why is not None and _TRANSIENT.search(why):
-            transient[t] = _friendly(why)
-        elif why is not None:
-            permanent[t] = f"no data from Yahoo: {_friendly(why)}"
+        reason = capture.errors.get(t)
+        if reason is not None and _TRANSIENT.search(reason):
+            transient[t] = _friendly(reason)
+        elif reason is not None:
+            permanent[t] = f"no data from Yahoo: {_friendly(reason)}"
         elif len(empty) == len(tickers):
             # Nothing at all and no reason given: an outage or a block, not n bad symbols.
             transient[t] = "Yahoo returned no data at all"

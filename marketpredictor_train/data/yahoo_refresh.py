@@ -109,7 +109,7 @@ def universe(settings: Settings) -> tuple[str, ...]:
     return tuple(settings.tickers) if settings.tickers else DEFAULT_UNIVERSE
 
 
-def refresh_cache(
+def refresh_cache(  # noqa: C901, PLR0915 - one pass over the tickers with a case per cache state
     settings: Settings,
     *,
     full: bool = False,

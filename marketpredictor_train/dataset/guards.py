@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import structlog
 
@@ -43,9 +43,9 @@ def enforce_purge(dataset: Dataset, ohlcv: pl.DataFrame, horizon: int) -> Datase
 
     window = dataset.window
     if dataset.train.height and dataset.backtest.height:
-        train_last = dataset.train.get_column("date").max()
-        backtest_first = dataset.backtest.get_column("date").min()
-        if not train_last < window.backtest_start <= backtest_first:  # type: ignore[operator]
+        train_last = cast(date, dataset.train.get_column("date").max())
+        backtest_first = cast(date, dataset.backtest.get_column("date").min())
+        if not train_last < window.backtest_start <= backtest_first:
             raise TrainingError(
                 "Training failed - the chronological split is broken: training rows reach "
                 f"{train_last}, the backtest starts {window.backtest_start}",
@@ -75,7 +75,7 @@ def enforce_purge(dataset: Dataset, ohlcv: pl.DataFrame, horizon: int) -> Datase
 def check_no_lookahead(
     ohlcv: pl.DataFrame,
     spec: FeatureSpec,
-    cutoff: object,
+    cutoff: date,
     *,
     max_tickers: int = LOOKAHEAD_TICKERS,
 ) -> None:

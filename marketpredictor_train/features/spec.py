@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from marketpredictor_train.errors import ConfigError
 
@@ -189,12 +189,12 @@ class Indicator:
         return cls(kind, params)
 
     def param(self, name: str) -> Any:
-        return dict(self.params)[name]  # type: ignore[arg-type]
+        return dict(self.params)[name]
 
     @property
     def label(self) -> str:
         """A short name for messages: ``rsi(length=14)``, ``pandas_ta cmo(length=9)``."""
-        params = dict(self.params)  # type: ignore[arg-type]
+        params = dict(self.params)
         if self.kind == PANDAS_TA_KIND:
             inner = ", ".join(f"{k}={v!r}" for k, v in params["kwargs"])
             return f"pandas_ta {params['function']}({inner})"
@@ -203,7 +203,7 @@ class Indicator:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
-        for name, value in self.params:  # type: ignore[misc]
+        for name, value in cast("tuple[tuple[str, Any], ...]", self.params):
             if name == "kwargs":
                 value = dict(value)
             elif name == "columns" and value is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from marketpredictor_train.errors import ModelFileError
 from marketpredictor_train.models.base import ModelType
@@ -19,7 +19,7 @@ class LightGBMModelType(ModelType):
     name = "lgb"
     payload_format = "lightgbm-text"
     supports_gpu = True
-    default_params: Mapping[str, Any] = {
+    default_params: ClassVar[Mapping[str, Any]] = {
         "n_estimators": 200,
         "learning_rate": 0.05,
         "num_leaves": 31,

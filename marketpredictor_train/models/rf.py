@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from marketpredictor_train.errors import ModelFileError
 from marketpredictor_train.models.base import ModelType
@@ -26,7 +26,7 @@ class RandomForestModelType(ModelType):
     # Shallow trees with large leaves, each on half the rows and a third of the features:
     # daily direction is mostly noise, and a fully grown forest (scikit-learn's default)
     # memorises it. Half-size bootstrap samples also halve the fitting time.
-    default_params: Mapping[str, Any] = {
+    default_params: ClassVar[Mapping[str, Any]] = {
         "n_estimators": 200,
         "max_depth": 8,
         "min_samples_leaf": 20,

@@ -4,7 +4,7 @@ learning rate 0.1, logloss). Saved as XGBoost's own UBJSON, never pickled."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from marketpredictor_train.models.base import ModelType
 
@@ -17,7 +17,7 @@ class XGBModelType(ModelType):
     name = "xgb"
     payload_format = "xgboost-ubj"
     supports_gpu = True
-    default_params: Mapping[str, Any] = {
+    default_params: ClassVar[Mapping[str, Any]] = {
         "n_estimators": 100,
         "max_depth": 6,
         "learning_rate": 0.1,

@@ -35,6 +35,9 @@ from marketpredictor_train.store.names import REPORTS_DIR_NAME
 
 if TYPE_CHECKING:
     from marketpredictor_train.config import Settings
+    from marketpredictor_train.data import LoadedData
+    from marketpredictor_train.dataset import ScoringRows
+    from marketpredictor_train.features import FeatureSpec
     from marketpredictor_train.progress import ProgressCallback
     from marketpredictor_train.store import ModelFile, ModelStore
 
@@ -52,9 +55,6 @@ def validate(
 
     Below a threshold is a result with exit code 2, not an exception; a model or data
     that cannot be read raises MptrainError (exit 1, or 3 for an unknown version)."""
-    from marketpredictor_train.data import load_ohlcv
-    from marketpredictor_train.dataset import MIN_BACKTEST_ROWS, scoring_rows
-    from marketpredictor_train.features import warmup_rows
     from marketpredictor_train.models.trained import TrainedModel
     from marketpredictor_train.store import ModelStore
     from marketpredictor_train.validation.backtest import evaluate
@@ -79,31 +79,9 @@ def validate(
             source=settings.source,
         )
 
-        loaded = load_ohlcv(
-            settings, min_history=warmup_rows(spec) + horizon + MIN_BACKTEST_ROWS, progress=progress
-        )
-        train_end = _train_end(manifest)
-        scoring = scoring_rows(
-            loaded.frame,
-            spec,
-            horizon=horizon,
-            dead_band=dead_band,
-            backtest_months=settings.backtest_months,
-            purge_gap=horizon + settings.embargo_days,
-            train_end=None if train_end is None else date.fromisoformat(train_end),
-        )
-        rows = scoring.rows
+        loaded, scoring = _scoring_rows(settings, spec, manifest, horizon, dead_band, progress)
+        rows, train_end = scoring.rows, _train_end(manifest)
         warnings = list(scoring.warnings)
-        if rows.height == 0:
-            raise DataError(
-                "Validation failed - no backtest rows after the model's own training data "
-                f"(it learned from rows up to {train_end}; the data ends {loaded.end})",
-                hint="Validate on newer data, or widen the window with --backtest-months.",
-            )
-        if rows.height < MIN_BACKTEST_ROWS:
-            warnings.append(
-                f"Only {rows.height} backtest rows: the metrics are too noisy to mean much"
-            )
         proba = model.predict_proba(rows, spec)
         report = evaluate(
             rows,
@@ -189,7 +167,6 @@ def validate(
             )
             if tracking_warning:
                 warnings.append(tracking_warning)
-
         return ValidateResult(
             status=status,
             exit_code=EXIT_SUCCESS if decision.passed else EXIT_VALIDATION_FAILED,
@@ -255,3 +232,43 @@ def _report_folder(
     if version and is_version(version) and version in store.version_names():
         return run_report_folder(store.models_dir / REPORTS_DIR_NAME / version, "validate", run_id)
     return run_report_folder(logs_reports_dir(settings), "validate", run_id, path.stem)
+
+
+def _scoring_rows(
+    settings: Settings,
+    spec: FeatureSpec,
+    manifest: dict[str, Any],
+    horizon: int,
+    dead_band: float,
+    progress: ProgressCallback | None,
+) -> tuple[LoadedData, ScoringRows]:
+    """The latest data and the rows of its backtest window the model never learned from;
+    DataError (exit 1) when none remain."""
+    from marketpredictor_train.data import load_ohlcv
+    from marketpredictor_train.dataset import MIN_BACKTEST_ROWS, scoring_rows
+    from marketpredictor_train.features import warmup_rows
+
+    loaded = load_ohlcv(
+        settings, min_history=warmup_rows(spec) + horizon + MIN_BACKTEST_ROWS, progress=progress
+    )
+    train_end = _train_end(manifest)
+    scoring = scoring_rows(
+        loaded.frame,
+        spec,
+        horizon=horizon,
+        dead_band=dead_band,
+        backtest_months=settings.backtest_months,
+        purge_gap=horizon + settings.embargo_days,
+        train_end=None if train_end is None else date.fromisoformat(train_end),
+    )
+    rows = scoring.rows
+    if rows.height == 0:
+        raise DataError(
+            "Validation failed - no backtest rows after the model's own training data "
+            f"(it learned from rows up to {train_end}; the data ends {loaded.end})",
+            hint="Validate on newer data, or widen the window with --backtest-months.",
+        )
+    if rows.height < MIN_BACKTEST_ROWS:
+        warning = f"Only {rows.height} backtest rows: the metrics are too noisy to mean much"
+        scoring = dataclasses.replace(scoring, warnings=(*scoring.warnings, warning))
+    return loaded, scoring

@@ -18,7 +18,7 @@ log = structlog.get_logger(__name__)
 SEED_METRICS = ("accuracy", "precision", "recall", "f1")
 
 
-def log_training_run(
+def log_training_run(  # noqa: PLR0913 - what a run logs, each named by the caller
     settings: Settings,
     *,
     run_id: str,
@@ -65,7 +65,7 @@ def log_training_run(
     )
 
 
-def log_validation_run(
+def log_validation_run(  # noqa: PLR0913 - what a run logs, each named by the caller
     settings: Settings,
     *,
     run_id: str,

@@ -48,7 +48,7 @@ def describe_storage(url: str) -> str:
         return "<unparseable storage URL>"
 
 
-def open_storage(url: str, *, heartbeat_s: int) -> optuna.storages.RDBStorage:
+def open_storage(url: str, *, heartbeat_s: int) -> optuna.storages.RDBStorage:  # noqa: C901 - a case per way a storage URL or its database can fail
     """Optuna's RDB storage at ``url``; ConfigError (exit 3) for a malformed URL or a
     missing database driver, TrainingError (exit 1) when the database cannot be reached."""
     import optuna

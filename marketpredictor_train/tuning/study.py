@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
@@ -27,7 +27,7 @@ log = structlog.get_logger(__name__)
 # near-coin-flip data is a step function of a handful of rows, and the quantity the
 # XGBoost/LightGBM pruning callbacks watch round by round.
 OBJECTIVE = "log_loss"
-DIRECTION = "minimize"
+DIRECTION: Literal["minimize"] = "minimize"
 
 # Trials that must complete before the pruner compares anyone against them.
 PRUNER_STARTUP_TRIALS = 5

@@ -162,7 +162,7 @@ def price_context(ohlcv: pl.DataFrame, rows: pl.DataFrame, horizon: int) -> pl.D
     )
 
 
-def evaluate(
+def evaluate(  # noqa: PLR0913 - the rows, their probabilities and what the report says of them
     rows: pl.DataFrame,
     proba: np.ndarray,
     ohlcv: pl.DataFrame,
@@ -397,8 +397,9 @@ def compare_with_production(
     ci = _paired_interval(primary_metric, blocks, y, challenger_proba, champion_proba, seed)
 
     tickers = common.get_column("ticker").to_numpy()
-    next_return = price_context(ohlcv, common, horizon).get_column("next_return")
-    next_return = next_return.fill_null(0.0).to_numpy()
+    next_return = (
+        price_context(ohlcv, common, horizon).get_column("next_return").fill_null(0.0).to_numpy()
+    )
     trade_new = trading_view(
         tickers,
         dates,

@@ -101,7 +101,7 @@ def _atomic_write(path: Path, data: bytes) -> Path:
 # ----------------------------------------------------------------------------- content
 
 
-def _sections(
+def _sections(  # noqa: PLR0915 - the report's sections in reading order, one after the other
     report: ValidationReport, decision: Mapping[str, Any] | None, images: Sequence[str]
 ) -> list[_Section]:
     m = report.metrics
@@ -392,7 +392,7 @@ def _html(title: str, sections: list[_Section], images: Mapping[str, Path]) -> s
 # ----------------------------------------------------------------------------- plots
 
 
-def _plots(report: ValidationReport, folder: Path) -> list[Path]:
+def _plots(report: ValidationReport, folder: Path) -> list[Path]:  # noqa: PLR0915 - four small plots drawn in sequence
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
