@@ -28,6 +28,7 @@ Period = Literal["1y", "2y", "3y", "5y", "10y"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 Device = Literal["auto", "cpu", "cuda"]
 PrimaryMetric = Literal["accuracy", "precision", "recall", "f1", "roc_auc"]
+Calibration = Literal["isotonic", "platt", "none"]
 
 PERIOD_YEARS: dict[str, int] = {"1y": 1, "2y": 2, "3y": 3, "5y": 5, "10y": 10}
 CONFIG_FILE_NAME = "mptrain.toml"
@@ -80,6 +81,16 @@ class Settings(BaseSettings):
     min_recall: float = Field(default=0.50, ge=0.0, le=1.0)
     min_f1: float = Field(default=0.52, ge=0.0, le=1.0)
     primary_metric: PrimaryMetric = "accuracy"
+    # The skill gate: beat the better naive baseline on the same rows (the paired
+    # interval's lower bound above 0) and forecast better than the training base rate.
+    skill_gate: bool = True
+    # Two-sided level of the paired intervals the gate reads (0.90: 5% below the bound).
+    gate_level: float = Field(default=0.90, ge=0.5, le=0.999)
+    # Non-inferiority margin vs the champion, in the primary metric's units (0.01 = 1 pt).
+    champion_margin: float = Field(default=0.01, ge=0.0, le=0.2)
+    calibration: Calibration = "isotonic"
+    # Index membership (ticker, start, end): rows outside it are left out (survivorship).
+    universe: Path | None = None
     backtest_months: int = Field(default=6, ge=1, le=60)
     embargo_days: int = Field(default=0, ge=0)
     cost_per_trade: float = Field(default=0.0005, ge=0.0, lt=0.1)

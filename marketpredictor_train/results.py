@@ -202,34 +202,34 @@ class OptimizeResult(Result):
 
 @dataclass(frozen=True)
 class RollbackResult(Result):
-    """A completed rollback: the history record, the model now in production, and what
-    the post-promotion command did."""
+    """A rollback: the history record (None when the version was production already and
+    nothing changed), the model in production, and what the post-promotion command did."""
 
     command: ClassVar[str] = "rollback"
 
-    record: PromotionRecord
+    record: PromotionRecord | None
     model: StoredModel
-    hook: HookOutcome
-    status: str = "rolled_back"
+    hook: HookOutcome | None
+    status: str = "rolled_back"  # or "unchanged"
     exit_code: int = EXIT_SUCCESS
     warnings: tuple[str, ...] = ()
 
     @property
     def version(self) -> str:
-        return self.record.to_version
+        return self.model.version
 
     @property
     def previous_version(self) -> str | None:
-        return self.record.from_version
+        return self.model.version if self.record is None else self.record.from_version
 
     def payload(self) -> dict[str, Any]:
         return {
-            "action": self.record.action,
+            "action": "none" if self.record is None else self.record.action,
             "version": self.version,
             "previous_version": self.previous_version,
-            "record": self.record.to_dict(),
+            "record": None if self.record is None else self.record.to_dict(),
             "model": self.model.summary(),
-            "hook": self.hook.to_dict() if self.hook.ran else None,
+            "hook": self.hook.to_dict() if self.hook is not None and self.hook.ran else None,
         }
 
 

@@ -25,6 +25,7 @@ Period = Literal["1y", "2y", "3y", "5y", "10y"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 Device = Literal["auto", "cpu", "cuda"]
 PrimaryMetric = Literal["accuracy", "precision", "recall", "f1", "roc_auc"]
+Calibration = Literal["isotonic", "platt", "none"]
 
 
 def complete_model_type(incomplete: str) -> list[str]:
@@ -216,6 +217,46 @@ ReportDirOpt = Annotated[
         file_okay=False,
         help="Folder for the validation report (report.md, report.html, report.json, plots) "
         "[default: models/reports/<version>/; for a dry run logs/reports/].",
+    ),
+]
+SkillGateOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--skill-gate/--no-skill-gate",
+        help="Require skill: beat the better naive baseline (always up, yesterday's "
+        "direction) on the same rows with the paired interval's lower bound above 0, and "
+        "forecast better than the training base rate [default: on].",
+    ),
+]
+GateLevelOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--gate-level",
+        min=0.5,
+        max=0.999,
+        help="Confidence level of the paired intervals the gate reads (two-sided; 0.90 "
+        "leaves 5% below the lower bound) [default: 0.90].",
+    ),
+]
+ChampionMarginOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--champion-margin",
+        min=0.0,
+        max=0.2,
+        help="How much worse than production a new model may be on the primary metric "
+        "(lower bound of the paired interval above -margin; 0.01 = 1 point) "
+        "[default: 0.01].",
+    ),
+]
+UniverseOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--universe",
+        dir_okay=False,
+        help="Index membership file (CSV/Parquet: ticker, start, end): rows outside a "
+        "ticker's membership are left out of training and backtest [default: the fixed "
+        "ticker list].",
     ),
 ]
 MinAccuracyOpt = Annotated[

@@ -111,7 +111,29 @@ def _render_validation(validation: ValidationReport) -> None:
         f"days); yesterday's direction scores {_pct(yesterday['accuracy'])}.",
         highlight=False,
     )
-    if comparison:
+    skill = validation.skill
+    if skill is not None:
+        low, high = skill.difference_ci
+        k, unit = (1, "") if skill.metric == "roc_auc" else (100, " pts")
+        console.print(
+            f"Skill vs {skill.baseline.replace('_', ' ')}: {skill.metric} "
+            f"{(skill.model_value - skill.baseline_value) * k:+.2f}{unit} "
+            f"({skill.level:.0%} CI {low * k:+.2f} .. {high * k:+.2f}); log loss "
+            f"{skill.log_loss:.4f} vs {skill.base_rate_log_loss:.4f} for the base rate "
+            f"({skill.base_rate:.1%} up).",
+            highlight=False,
+        )
+    before = validation.uncalibrated
+    if before is not None:
+        console.print(
+            f"Calibrated ({before['method']}): log loss {before['log_loss']:.4f} -> "
+            f"{_num(metrics.get('log_loss'))}, Brier {before['brier']:.4f} -> "
+            f"{_num(metrics.get('brier'))} on the backtest.",
+            highlight=False,
+        )
+    if comparison and not comparison.comparable:
+        console.print(f"Production not comparable: {comparison.note}.", highlight=False)
+    elif comparison:
         primary = comparison.primary_metric
         low, high = comparison.primary_difference_ci
         scale = 100 if primary in _SEED else 1
@@ -119,7 +141,7 @@ def _render_validation(validation: ValidationReport) -> None:
         console.print(
             f"vs production {comparison.production_version}: {primary} "
             f"{(comparison.primary_difference or 0) * scale:+.2f}{unit} "
-            f"(95% CI {low * scale:+.2f} .. {high * scale:+.2f}{unit}, "
+            f"({comparison.level:.0%} CI {low * scale:+.2f} .. {high * scale:+.2f}{unit}, "
             f"{comparison.verdict}; McNemar p {_p(comparison.mcnemar['p_value'])})",
             highlight=False,
         )

@@ -27,7 +27,8 @@ _HISTORY_ROWS = 20
 
 _HELP = (
     "List model versions, the production model and the promotion history.\n\n"
-    "Versions are shown newest first with their type, accuracy and F1, production marked; the "
+    "Versions are shown newest first with their type, accuracy, F1 and whether they passed "
+    "the promotion gate (with its reason), production marked; the "
     "history shows when, who, from which version to which, why, and whether it was forced."
 )
 
@@ -100,6 +101,7 @@ def _render(listing: ModelsListing) -> None:
         table.add_column("type")
         table.add_column("accuracy", justify="right")
         table.add_column("F1", justify="right")
+        table.add_column("gate", justify="center")
         table.add_column("size", justify="right")
         for model in listing.models:
             metrics = model.metrics
@@ -110,9 +112,11 @@ def _render(listing: ModelsListing) -> None:
                 model.model_type or "-",
                 _pct(metrics.get("accuracy")),
                 _pct(metrics.get("f1")),
+                _GATE[model.gate_passed],
                 _size(model.size_bytes),
             )
         console.print(table)
+        _render_decisions(listing)
         prod = listing.production
         if prod is not None and not any(m.is_production for m in listing.models):
             console.print(
@@ -128,6 +132,22 @@ def _render(listing: ModelsListing) -> None:
 
     if listing.history:
         _render_history(listing)
+
+
+_GATE = {True: "[green]pass[/]", False: "[red]fail[/]", None: "-"}
+
+
+def _render_decisions(listing: ModelsListing) -> None:
+    """The gate's reason for each version, newest first (the table has only pass/fail)."""
+    from marketpredictor_train.cli._console import err_console
+
+    decided = [m for m in listing.models if m.gate_reason]
+    if not decided:
+        return
+    console = err_console()
+    console.print("Gate decisions (newest first):", highlight=False)
+    for model in decided:
+        console.print(f"  {model.version}: {model.gate_reason}", highlight=False, markup=False)
 
 
 def _render_history(listing: ModelsListing) -> None:

@@ -76,6 +76,12 @@ def _render(result: RollbackResult) -> None:
 
     console = err_console()
     model = result.model
+    if result.record is None:
+        console.print(
+            f"{result.version} is production already; nothing changed, nothing recorded.",
+            highlight=False,
+        )
+        return
     accuracy = model.metrics.get("accuracy")
     details = [model.model_type or "unknown type"]
     if isinstance(accuracy, int | float):
@@ -85,5 +91,7 @@ def _render(result: RollbackResult) -> None:
         f"was {result.previous_version or 'none'}.",
         highlight=False,
     )
-    if result.hook.ran and result.hook.ok:
+    if result.hook is not None and result.hook.ran and result.hook.ok:
         console.print(result.hook.message, highlight=False, markup=False)
+    for warning in result.warnings:
+        console.print(f"[yellow]Warning:[/] {warning}", highlight=False)

@@ -9,11 +9,14 @@ import typer
 from marketpredictor_train.cli._app import app
 from marketpredictor_train.cli._common import (
     BacktestMonthsOpt,
+    Calibration,
+    ChampionMarginOpt,
     ConfigOpt,
     CostPerTradeOpt,
     DeadBandOpt,
     DeviceOpt,
     EmbargoDaysOpt,
+    GateLevelOpt,
     HorizonOpt,
     LogLevelOpt,
     LogsDirOpt,
@@ -30,10 +33,12 @@ from marketpredictor_train.cli._common import (
     QuietOpt,
     ReportDirOpt,
     SeedOpt,
+    SkillGateOpt,
     SourceOpt,
     StudyNameOpt,
     StudyStorageOpt,
     TickersOpt,
+    UniverseOpt,
     run_reported,
     settings_from,
     setup_logging,
@@ -84,6 +89,18 @@ def train(
     embargo_days: EmbargoDaysOpt = None,
     dead_band: DeadBandOpt = None,
     primary_metric: PrimaryMetricOpt = None,
+    skill_gate: SkillGateOpt = None,
+    gate_level: GateLevelOpt = None,
+    champion_margin: ChampionMarginOpt = None,
+    calibration: Annotated[
+        Calibration | None,
+        typer.Option(
+            "--calibration",
+            help="Calibrate P(up) on the last purged fold of the training part: isotonic, "
+            "platt, or none [default: isotonic].",
+        ),
+    ] = None,
+    universe: UniverseOpt = None,
     cost_per_trade: CostPerTradeOpt = None,
     skip_validation: Annotated[
         bool | None,

@@ -23,6 +23,7 @@ from marketpredictor_train.dataset.table import (
     Dataset,
     cut_dataset,
     labelled_features,
+    within_membership,
 )
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ __all__ = [
     "cut_dataset",
     "labelled_features",
     "scoring_rows",
+    "within_membership",
 ]
 
 
@@ -53,10 +55,12 @@ def build_dataset(
     dead_band: float,
     backtest_months: int,
     purge_gap: int,
+    membership: pl.DataFrame | None = None,
 ) -> Dataset:
-    """The guarded modelling table of a training run: cut chronologically, training rows
-    whose label reaches into the backtest purged, and the feature spec checked for
-    look-ahead (TrainingError, exit 1, when it peeks)."""
+    """The guarded modelling table of a training run: cut chronologically (the dead band
+    on training labels only; rows outside ``membership`` left out), training rows whose
+    label reaches into the backtest purged, and the feature spec checked for look-ahead
+    (TrainingError, exit 1, when it peeks)."""
     dataset = cut_dataset(
         ohlcv,
         spec,
@@ -64,6 +68,7 @@ def build_dataset(
         dead_band=dead_band,
         backtest_months=backtest_months,
         purge_gap=purge_gap,
+        membership=membership,
     )
     return guards.guard_dataset(dataset, ohlcv, horizon)
 
@@ -83,19 +88,22 @@ def scoring_rows(
     spec: FeatureSpec,
     *,
     horizon: int,
-    dead_band: float,
     backtest_months: int,
     purge_gap: int,
     train_end: date | None,
+    membership: pl.DataFrame | None = None,
 ) -> ScoringRows:
     """The labelled rows of the last ``backtest_months`` that a model which learned from
-    rows up to ``train_end`` has never seen (plus the purge gap), with its feature spec
-    checked for look-ahead first."""
+    rows up to ``train_end`` has never seen (plus the purge gap), every day (a dead band
+    only ever applies to training labels), with its feature spec checked for look-ahead
+    first."""
     window = chronological_split(
         ohlcv.get_column("date"), backtest_months=backtest_months, purge_gap=purge_gap
     )
     guards.check_no_lookahead(ohlcv, spec, window.train_end)
-    table = labelled_features(ohlcv, spec, horizon=horizon, dead_band=dead_band)
+    table = labelled_features(ohlcv, spec, horizon=horizon)
+    if membership is not None:
+        table = within_membership(table, membership)
     rows, first, warnings = guards.unseen_rows(
         table, ohlcv, window.backtest_start, train_end, purge_gap
     )

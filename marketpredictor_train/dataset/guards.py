@@ -125,6 +125,15 @@ def guard_dataset(dataset: Dataset, ohlcv: pl.DataFrame, horizon: int) -> Datase
     return dataset
 
 
+def first_unseen_date(ohlcv: pl.DataFrame, train_end: date, purge_gap: int) -> date | None:
+    """The first market date a model that learned from rows up to ``train_end`` may be
+    scored on: ``purge_gap`` trading days later (its last labels reach that far). None
+    when the data ends before it."""
+    calendar = sorted(set(ohlcv.get_column("date").to_list()))
+    first = bisect_right(calendar, train_end) + purge_gap
+    return calendar[first] if first < len(calendar) else None
+
+
 def unseen_rows(
     table: pl.DataFrame,
     ohlcv: pl.DataFrame,
@@ -138,7 +147,6 @@ def unseen_rows(
     import polars as pl
 
     warnings: list[str] = []
-    calendar = sorted(set(ohlcv.get_column("date").to_list()))
     start = backtest_start
     if train_end is None:
         warnings.append(
@@ -146,11 +154,9 @@ def unseen_rows(
             "include its training data, and its metrics may be optimistic"
         )
     else:
-        last_seen = bisect_right(calendar, train_end) - 1
-        first_unseen = last_seen + purge_gap + 1
-        if first_unseen >= len(calendar):
-            return table.clear(), calendar[-1], warnings
-        unseen = calendar[first_unseen]
+        unseen = first_unseen_date(ohlcv, train_end, purge_gap)
+        if unseen is None:
+            return table.clear(), cast(date, ohlcv.get_column("date").max()), warnings
         if unseen > start:
             warnings.append(
                 f"Rows before {unseen} are left out: the model learned from data up to "

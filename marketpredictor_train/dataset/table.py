@@ -68,14 +68,22 @@ def cut_dataset(
     dead_band: float,
     backtest_months: int,
     purge_gap: int,
+    membership: pl.DataFrame | None = None,
 ) -> Dataset:
     """Cut the labelled features into train and backtest; TrainingError when too small.
+
+    The dead band applies to training labels only: moves inside the band are left out of
+    what the model learns from, but the backtest scores every day, since which days will
+    turn out small is not known when the prediction is made. With ``membership`` (ticker,
+    start, end) only rows inside a ticker's membership are kept, in both parts.
     Runs use :func:`marketpredictor_train.dataset.build_dataset`, which also guards the cut."""
     import polars as pl
 
     from marketpredictor_train.features import model_feature_names
 
-    table = labelled_features(ohlcv, spec, horizon=horizon, dead_band=dead_band)
+    table = labelled_features(ohlcv, spec, horizon=horizon)
+    if membership is not None:
+        table = within_membership(table, membership)
     if table.height == 0:
         raise TrainingError(
             "Training failed - insufficient data",
@@ -88,9 +96,32 @@ def cut_dataset(
         ohlcv.get_column("date"), backtest_months=backtest_months, purge_gap=purge_gap
     )
     train = table.filter(pl.col("date") <= window.train_end)
+    if dead_band > 0:
+        train = train.filter(pl.col("forward_return").abs() > dead_band)
     backtest = table.filter(pl.col("date") >= window.backtest_start)
     _check_enough(train, backtest)
     return Dataset(spec, model_feature_names(spec), train, backtest, window)
+
+
+def within_membership(table: pl.DataFrame, membership: pl.DataFrame) -> pl.DataFrame:
+    """The rows of ``table`` whose date lies inside one of its ticker's membership spans
+    (``ticker, start, end``, inclusive; a null end means still a member)."""
+    import polars as pl
+
+    spans = membership.select(
+        pl.col("ticker"), pl.col("start").alias("_start"), pl.col("end").alias("_end")
+    )
+    inside = (
+        table.select("ticker", "date")
+        .join(spans, on="ticker", how="inner")
+        .filter(
+            (pl.col("date") >= pl.col("_start"))
+            & (pl.col("_end").is_null() | (pl.col("date") <= pl.col("_end")))
+        )
+        .select("ticker", "date")
+        .unique()
+    )
+    return table.join(inside, on=["ticker", "date"], how="semi").sort(["ticker", "date"])
 
 
 def _check_enough(train: pl.DataFrame, backtest: pl.DataFrame) -> None:

@@ -66,4 +66,10 @@ class TrainedModel:
                 + ", ".join(missing[:10]),
                 hint="Build the features with the model's own feature spec.",
             )
-        return self.model.predict_proba(features.select(self.feature_columns).to_numpy())
+        proba = self.model.predict_proba(features.select(self.feature_columns).to_numpy())
+        calibration = self.manifest.get("calibration")
+        if calibration:
+            from marketpredictor_train.models.calibration import Calibrator
+
+            proba = Calibrator.from_dict(calibration).apply(proba)
+        return proba

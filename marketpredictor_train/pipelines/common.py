@@ -4,17 +4,19 @@ validation report's folder and files."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from marketpredictor_train.dataset.table import MIN_BACKTEST_ROWS
 from marketpredictor_train.errors import MptrainError
 from marketpredictor_train.progress import StepTimer, report
 from marketpredictor_train.store.names import REPORTS_DIR_NAME
@@ -103,6 +105,7 @@ def prepare_data(
             dead_band=settings.dead_band,
             backtest_months=settings.backtest_months,
             purge_gap=settings.purge_gap,
+            membership=membership(settings),
         )
         report(progress, "features", 1, 1, "features built")
     log.info(
@@ -113,6 +116,33 @@ def prepare_data(
         **dataset.window.to_dict(),
     )
     return loaded, dataset
+
+
+def membership(settings: Settings) -> pl.DataFrame | None:
+    """The index membership of --universe, or None (a fixed ticker list)."""
+    if settings.universe is None:
+        return None
+    from marketpredictor_train.data.membership import read_membership
+
+    return read_membership(settings.universe)
+
+
+SURVIVORSHIP_NOTE = (
+    "Survivorship: the tickers are a fixed list chosen today, so stocks that were delisted "
+    "or left the index during the data's years are missing, which biases the historical "
+    "up-rate (and always-up) upward. Give the index membership with --universe FILE "
+    "(ticker, start, end) to score each date on the stocks of that date."
+)
+
+
+def universe_notes(settings: Settings) -> tuple[str, ...]:
+    """What the report says about the universe's survivorship bias."""
+    if settings.universe is not None:
+        return (
+            f"Universe: rows outside the index membership in {settings.universe} are "
+            "left out of training and backtest.",
+        )
+    return (SURVIVORSHIP_NOTE,)
 
 
 def data_window(loaded: LoadedData, window: dict[str, Any]) -> dict[str, Any]:
@@ -146,8 +176,11 @@ def score_champion(
     horizon: int,
     challenger_version: str | None = None,
 ) -> ChampionScore:
-    """The production model on exactly the challenger's ``rows``. A production model that
-    cannot be read or scored is a warning, never a failed run: the thresholds decide."""
+    """The production model on the challenger's ``rows`` that it never learned from: those
+    after its own training data plus the purge gap (a champion scored on rows it trained
+    on would look unbeatable). With fewer than MIN_BACKTEST_ROWS such rows its figures are
+    shown but marked not comparable, and the gate leaves it out. A production model that
+    cannot be read or scored is a warning, never a failed run."""
     from marketpredictor_train.validation.backtest import compare_with_production
 
     try:
@@ -157,33 +190,75 @@ def score_champion(
             None, None, (f"The production model could not be read ({exc.message})",)
         )
     if production is None:
-        log.info("No production model yet; thresholds alone decide")
+        log.info("No production model yet; the thresholds and the skill gate decide")
         return ChampionScore(None, None)
     version = production.manifest.get("version")
     if challenger_version is not None and version == challenger_version:
         return ChampionScore(version, None)
+    unseen, note = _unseen_by(production.manifest, ohlcv, rows, settings.embargo_days)
+    if not unseen.any():
+        return ChampionScore(version, None, (f"Production {version} is not compared: {note}",))
     try:
         comparison = compare_with_production(
             production,
             ohlcv,
-            rows,
-            proba,
+            rows.filter(unseen),
+            proba[unseen],
             primary_metric=settings.primary_metric,
             horizon=horizon,
             cost_per_trade=settings.cost_per_trade,
             seed=settings.seed,
+            level=settings.gate_level,
         )
     except MptrainError as exc:
         return ChampionScore(
             version, None, (f"The production model could not be scored ({exc.message})",)
         )
+    warnings = list(comparison.warnings)
+    if comparison.n_common < MIN_BACKTEST_ROWS:
+        note = (
+            f"only {comparison.n_common} backtest rows come after production {version}'s "
+            f"own training data ({note}); its figures are not comparable and the thresholds "
+            "and the skill gate decide"
+        )
+        comparison = dataclasses.replace(comparison, comparable=False, note=note)
+        warnings.append(f"Production {version} is not compared: {note}")
+    elif note:
+        comparison = dataclasses.replace(comparison, note=note)
     log.info(
         "Production model scored on the same backtest rows",
         version=version,
         rows=comparison.n_common,
+        comparable=comparison.comparable,
         metrics={k: comparison.production[k] for k in ("accuracy", "precision", "recall", "f1")},
     )
-    return ChampionScore(version, comparison, comparison.warnings)
+    return ChampionScore(version, comparison, tuple(warnings))
+
+
+def _unseen_by(
+    manifest: dict[str, Any], ohlcv: pl.DataFrame, rows: pl.DataFrame, embargo_days: int
+) -> tuple[np.ndarray, str]:
+    """Which of ``rows`` come after the model's own training data plus its purge gap, and
+    a note when some do not."""
+    import numpy as np
+
+    from marketpredictor_train.dataset.guards import first_unseen_date
+
+    train_end = (manifest.get("data_window") or {}).get("train_end")
+    if not train_end:
+        return np.ones(rows.height, dtype=bool), (
+            "its manifest does not say which dates it learned from"
+        )
+    horizon = int((manifest.get("label") or {}).get("horizon", 1))
+    first = first_unseen_date(ohlcv, date.fromisoformat(str(train_end)), horizon + embargo_days)
+    if first is None:
+        return np.zeros(rows.height, dtype=bool), (
+            f"it learned from data up to {train_end}, after the whole backtest"
+        )
+    unseen = (rows.get_column("date") >= first).to_numpy()
+    if unseen.all():
+        return unseen, ""
+    return unseen, f"it learned from data up to {train_end}; scored from {first}"
 
 
 def run_report_folder(base: Path, kind: str, run_id: str, label: str | None = None) -> Path:

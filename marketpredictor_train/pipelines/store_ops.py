@@ -15,18 +15,35 @@ def rollback(
     settings: Settings, version: str | None = None, *, reason: str | None = None
 ) -> RollbackResult:
     """Make ``version`` production again (None: the previous production model), then run the
-    post-promotion command. If that command fails, :class:`PostPromoteHookFailed` (a
-    HookError, exit 1) is raised carrying this result; the rollback stands."""
+    post-promotion command. A version that is production already (and recorded so) is
+    left as it is: nothing is recorded and no command runs. A version that failed the
+    promotion gate when it was trained is rolled back to with a warning. If the
+    post-promotion command fails, :class:`PostPromoteHookFailed` (a HookError, exit 1) is
+    raised carrying this result; the rollback stands."""
+    import structlog
+
     from marketpredictor_train.store import ModelStore
     from marketpredictor_train.store.hooks import PostPromoteHookFailed, run_post_promote_hook
 
+    log = structlog.get_logger(__name__)
     store = ModelStore(settings.models_dir)
     if reason is None:
         reason = "rollback to previous production" if version is None else "rollback"
     record = store.rollback(version, reason=reason)
+    if record is None:
+        assert version is not None  # the previous production model is never the current one
+        model = store.get(version)
+        return RollbackResult(record=None, model=model, hook=None, status="unchanged")
     model = store.get(record.to_version)
+    warnings: tuple[str, ...] = ()
+    if model.gate_passed is False:
+        warnings = (
+            f"Version {model.version} did not pass the promotion gate when it was trained "
+            f"({model.gate_reason}); it is production now because you asked for it",
+        )
+        log.warning(warnings[0])
     hook = run_post_promote_hook(settings, record)
-    result = RollbackResult(record=record, model=model, hook=hook)
+    result = RollbackResult(record=record, model=model, hook=hook, warnings=warnings)
     if not hook.ok:
         raise PostPromoteHookFailed(hook, result=result)
     return result

@@ -25,6 +25,7 @@ from marketpredictor_train.pipelines.common import (
     prepare_data,
     run_report_folder,
     score_champion,
+    universe_notes,
     write_validation_report,
 )
 from marketpredictor_train.progress import report
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from marketpredictor_train.data import LoadedData
     from marketpredictor_train.dataset import Dataset
     from marketpredictor_train.models.base import ModelType
+    from marketpredictor_train.models.calibration import Calibrator
     from marketpredictor_train.progress import ProgressCallback
     from marketpredictor_train.store import ModelStore, PromotionRecord
     from marketpredictor_train.validation.backtest import ValidationReport
@@ -108,11 +110,12 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
             settings, model_cls, dataset, device=device, timer=timer, progress=progress
         )
         with timer("fit"):
+            calibrator = _calibrator(settings, model_cls, params, device, dataset)
             model = _fit(model_cls, params, device, settings, dataset, progress)
 
         store = ModelStore(settings.models_dir)
         with timer("validate"):
-            validation = _validate(settings, model, dataset, loaded, store)
+            validation = _validate(settings, model, calibrator, dataset, loaded, store)
         if validation.report is None:
             log.info("Training complete - validation skipped")
         else:
@@ -132,7 +135,7 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
                 model, refit_rows, refit_train_end = _refit(
                     model_cls, params, device, settings, dataset
                 )
-        manifest = _manifest(settings, model, dataset, loaded, validation, run.run_id)
+        manifest = _manifest(settings, model, dataset, loaded, validation, run.run_id, calibrator)
         manifest.update(
             _manifest_validation(
                 validation,
@@ -250,9 +253,62 @@ def _fit(
     return model
 
 
+def _calibrator(
+    settings: Settings,
+    model_cls: type[ModelType],
+    params: dict[str, Any],
+    device: str,
+    dataset: Dataset,
+) -> Calibrator | None:
+    """The calibration map of this run (None with --calibration none): the same model type
+    and parameters fitted on the training part without its last purged walk-forward fold,
+    whose P(up) on that fold (rows it never saw) are mapped to what happened there."""
+    from marketpredictor_train.models.calibration import fit_calibrator
+    from marketpredictor_train.tuning.cv import walk_forward_folds
+
+    if settings.calibration == "none" or settings.skip_validation:
+        return None
+    x, y = dataset.xy(dataset.train)
+    dates = dataset.train.get_column("date").to_numpy()
+    try:
+        fold = walk_forward_folds(
+            dates, y, n_folds=settings.cv_folds, purge_gap=settings.purge_gap
+        )[-1]
+        model = model_cls(params, device=device, seed=settings.seed)
+        model.fit(x[fold.train_rows], y[fold.train_rows])
+    except MptrainError as exc:
+        log.warning(f"Probabilities are not calibrated: {exc.message}")
+        return None
+    except Exception as exc:
+        raise TrainingError(
+            f"Training failed - the calibration fit of {model_cls.name} failed: {exc}",
+            hint="Train without calibration: --calibration none",
+        ) from exc
+    calibrator = fit_calibrator(
+        settings.calibration,
+        model.predict_proba(x[fold.valid_rows]),
+        y[fold.valid_rows],
+        fitted_on={
+            "fold_train_end": fold.train_end.isoformat(),
+            "valid_start": fold.valid_start.isoformat(),
+            "valid_end": fold.valid_end.isoformat(),
+            "train_rows": int(fold.train_rows.size),
+            "rows": int(fold.valid_rows.size),
+        },
+    )
+    log.info(
+        "Calibration fitted on the last purged fold of the training part",
+        method=calibrator.method,
+        rows=calibrator.n_rows,
+        valid_start=fold.valid_start.isoformat(),
+    )
+    return calibrator
+
+
 def _validate(
     settings: Settings,
     model: ModelType,
+    calibrator: Calibrator | None,
     dataset: Dataset,
     loaded: LoadedData,
     store: ModelStore,
@@ -262,7 +318,11 @@ def _validate(
     import dataclasses
 
     from marketpredictor_train.validation.backtest import evaluate
-    from marketpredictor_train.validation.gate import decide, decide_unvalidated
+    from marketpredictor_train.validation.gate import (
+        decide,
+        decide_unvalidated,
+        skill_metric_for,
+    )
 
     if settings.skip_validation:
         log.warning(
@@ -275,7 +335,8 @@ def _validate(
             decision=decide_unvalidated(force=settings.force, dry_run=settings.dry_run),
         )
     x_test, _ = dataset.xy(dataset.backtest)
-    proba = model.predict_proba(x_test)
+    raw = model.predict_proba(x_test)
+    proba = raw if calibrator is None else calibrator.apply(raw)
     importance = model.feature_importance()
     backtest = evaluate(
         dataset.backtest,
@@ -290,6 +351,11 @@ def _validate(
         window=dataset.window.to_dict(),
         model_type=model.name,
         feature_importance=_importance(dataset, importance),
+        base_rate=train_up_rate(dataset),
+        gate_level=settings.gate_level,
+        skill_metric=skill_metric_for(settings.primary_metric),
+        uncalibrated=None if calibrator is None else raw,
+        calibration_method=None if calibrator is None else calibrator.method,
     )
     champion = score_champion(
         settings, store, loaded.frame, dataset.backtest, proba, horizon=settings.horizon
@@ -301,19 +367,25 @@ def _validate(
         comparison=champion.comparison,
         production_version=champion.version,
         warnings=(*backtest.warnings, *champion.warnings),
+        notes=(*backtest.notes, *universe_notes(settings)),
     )
-    metrics = backtest.metrics
-    comparison = champion.comparison
     decision = decide(
-        metrics,
+        backtest.metrics,
         settings.thresholds,
-        production_metrics=None if comparison is None else comparison.production,
-        challenger_on_common_rows=None if comparison is None else comparison.new,
-        primary_metric=settings.primary_metric,
+        skill=backtest.skill,
+        comparison=champion.comparison,
+        skill_gate=settings.skill_gate,
+        champion_margin=settings.champion_margin,
         force=settings.force,
         dry_run=settings.dry_run,
     )
     return _Validation(backtest, champion, decision)
+
+
+def train_up_rate(dataset: Dataset) -> float:
+    """The share of training rows that went up: the constant forecast to beat."""
+    labels = dataset.train.get_column("label").to_numpy()
+    return float(labels.mean()) if labels.size else 0.0
 
 
 def _importance(dataset: Dataset, importance: Any) -> dict[str, float] | None:
@@ -364,6 +436,7 @@ def _manifest(
     loaded: LoadedData,
     validation: _Validation,
     run_id: str,
+    calibrator: Calibrator | None,
 ) -> dict[str, Any]:
     spec = dataset.spec
     comparison = validation.champion.comparison
@@ -380,12 +453,16 @@ def _manifest(
             "horizon": settings.horizon,
             "dead_band": settings.dead_band,
             "definition": "1 if close[t+horizon]/close[t]-1 > dead_band, 0 if < -dead_band",
+            "dead_band_applies_to": "training labels only",
+            "train_up_rate": train_up_rate(dataset),
         },
         "data_window": data_window(loaded, dataset.window.to_dict()),
         "metrics": validation.metrics,
         "production_metrics": None if comparison is None else dict(comparison.production),
         "production_version": validation.champion.version,
         "thresholds": dict(settings.thresholds),
+        "decision": validation.decision.to_dict(),
+        "calibration": None if calibrator is None else calibrator.to_dict(),
         "n_train": dataset.train.height,
         "n_test": dataset.backtest.height,
         "seed": settings.seed,

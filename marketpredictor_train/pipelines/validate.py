@@ -26,8 +26,10 @@ from marketpredictor_train.pipelines.common import (
     RunContext,
     data_window,
     logs_reports_dir,
+    membership,
     run_report_folder,
     score_champion,
+    universe_notes,
     write_validation_report,
 )
 from marketpredictor_train.results import ValidateResult
@@ -58,7 +60,7 @@ def validate(
     from marketpredictor_train.models.trained import TrainedModel
     from marketpredictor_train.store import ModelStore
     from marketpredictor_train.validation.backtest import evaluate
-    from marketpredictor_train.validation.gate import verdict
+    from marketpredictor_train.validation.gate import skill_metric_for, verdict
 
     run = RunContext()
     with run.bound():
@@ -79,7 +81,7 @@ def validate(
             source=settings.source,
         )
 
-        loaded, scoring = _scoring_rows(settings, spec, manifest, horizon, dead_band, progress)
+        loaded, scoring = _scoring_rows(settings, spec, manifest, horizon, progress)
         rows, train_end = scoring.rows, _train_end(manifest)
         warnings = list(scoring.warnings)
         proba = model.predict_proba(rows, spec)
@@ -101,6 +103,9 @@ def validate(
             version=model.version,
             model_type=manifest.get("model_type"),
             feature_importance=manifest.get("feature_importance"),
+            base_rate=label.get("train_up_rate"),
+            gate_level=settings.gate_level,
+            skill_metric=skill_metric_for(settings.primary_metric),
         )
         warnings.extend(report.warnings)
 
@@ -124,13 +129,16 @@ def validate(
             comparison=comparison,
             production_version=champion_version,
             warnings=tuple(warnings),
+            notes=(*report.notes, *universe_notes(settings)),
         )
         metrics = report.metrics
         log.info(
             f"Validation complete - Accuracy: {metrics['accuracy']:.2%}",
             metrics={k: metrics[k] for k in ("accuracy", "precision", "recall", "f1")},
         )
-        decision = verdict(metrics, settings.thresholds)
+        decision = verdict(
+            metrics, settings.thresholds, skill=report.skill, skill_gate=settings.skill_gate
+        )
         (log.info if decision.passed else log.warning)(decision.reason)
         status = "passed" if decision.passed else "failed"
 
@@ -239,7 +247,6 @@ def _scoring_rows(
     spec: FeatureSpec,
     manifest: dict[str, Any],
     horizon: int,
-    dead_band: float,
     progress: ProgressCallback | None,
 ) -> tuple[LoadedData, ScoringRows]:
     """The latest data and the rows of its backtest window the model never learned from;
@@ -256,10 +263,10 @@ def _scoring_rows(
         loaded.frame,
         spec,
         horizon=horizon,
-        dead_band=dead_band,
         backtest_months=settings.backtest_months,
         purge_gap=horizon + settings.embargo_days,
         train_end=None if train_end is None else date.fromisoformat(train_end),
+        membership=membership(settings),
     )
     rows = scoring.rows
     if rows.height == 0:

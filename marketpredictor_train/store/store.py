@@ -82,6 +82,20 @@ class StoredModel:
         value = self.manifest.get("metrics")
         return dict(value) if isinstance(value, dict) else {}
 
+    @property
+    def gate_passed(self) -> bool | None:
+        """Whether the model passed the promotion gate when it was trained (None: not
+        recorded, e.g. a model saved before mptrain recorded decisions)."""
+        decision = self.manifest.get("decision")
+        passed = decision.get("passed") if isinstance(decision, dict) else None
+        return passed if isinstance(passed, bool) else None
+
+    @property
+    def gate_reason(self) -> str | None:
+        decision = self.manifest.get("decision")
+        reason = decision.get("reason") if isinstance(decision, dict) else None
+        return str(reason) if reason is not None else None
+
     def summary(self) -> dict[str, Any]:
         """A JSON-safe description for listings and ``--json`` output."""
         return {
@@ -89,6 +103,7 @@ class StoredModel:
             "created_at": self.created_at,
             "model_type": self.model_type,
             "metrics": self.metrics,
+            "decision": {"passed": self.gate_passed, "reason": self.gate_reason},
             "is_production": self.is_production,
             "size_bytes": self.size_bytes,
             "path": str(self.path),
@@ -287,12 +302,20 @@ class ModelStore:
                     )
             return self._make_production(version, "promote", reason=reason, forced=forced)
 
-    def rollback(self, version: str | None = None, *, reason: str = "rollback") -> PromotionRecord:
+    def rollback(
+        self, version: str | None = None, *, reason: str = "rollback"
+    ) -> PromotionRecord | None:
         """Make ``version`` production again; with None, the production model before the
-        current one according to the history."""
+        current one according to the history. None when ``version`` is production already
+        and the history says so: nothing is changed or recorded."""
         with self._lock.hold():
             if version is None:
                 version = self._previous_production()
+            history = self.history()
+            recorded = bool(history) and history[-1].to_version == version
+            if recorded and self._production_version_or_none() == version:
+                log.info("Already production; nothing changed", version=version)
+                return None
             return self._make_production(version, "rollback", reason=reason, forced=False)
 
     def prune(self, keep: int) -> list[str]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from marketpredictor_train.errors import MptrainError, TrainingError
+from marketpredictor_train.errors import ConfigError, MptrainError, TrainingError
 from marketpredictor_train.progress import report
 from marketpredictor_train.tuning.best_params import (
     BEST_PARAMS_FILE,
@@ -315,15 +315,7 @@ def choose_params(
             model_type=model_cls.name,
         )
         return defaults, PARAM_SOURCE_DEFAULTS
-    if document.get("horizon") != settings.horizon or (
-        document.get("feature_spec_hash") not in (None, dataset.spec.hash)
-    ):
-        log.warning(
-            f"{BEST_PARAMS_FILE} was tuned for another label horizon or feature set; "
-            "using it anyway (rerun with --optimize to retune)",
-            file_horizon=document.get("horizon"),
-            horizon=settings.horizon,
-        )
+    check_tuning_window(document, settings, dataset)
     params = {**defaults, **document["params"]}
     log.info(
         f"Using tuned parameters from {BEST_PARAMS_FILE}",
@@ -335,3 +327,54 @@ def choose_params(
         params=params,
     )
     return params, PARAM_SOURCE_FILE
+
+
+def check_tuning_window(document: dict[str, Any], settings: Settings, dataset: Dataset) -> None:
+    """Tuned parameters are only as honest as the rows they were chosen on: refuse them
+    (ConfigError, exit 3) when the tuning saw rows after this run's training part (its
+    backtest, or the purge gap before it); warn, naming each, when the tuning's data,
+    horizon, dead band, purge gap or feature spec differ from this run's."""
+    from datetime import date
+
+    tuned = document.get("data_window") or {}
+    window = dataset.window
+    tuned_end = tuned.get("train_end")
+    if tuned_end and date.fromisoformat(str(tuned_end)) > window.train_end:
+        raise ConfigError(
+            f"{BEST_PARAMS_FILE} was tuned on rows up to {tuned_end}, after this run's "
+            f"training part (it ends {window.train_end}; the backtest starts "
+            f"{window.backtest_start}): the parameters were chosen with rows this run "
+            "backtests on",
+            hint="Tune again on this run's window: `mptrain optimize` with the same "
+            "--backtest-months, --period and data options, or `mptrain train --optimize`.",
+        )
+    current = {
+        "horizon": settings.horizon,
+        "dead band": settings.dead_band,
+        "purge gap (horizon + embargo)": settings.purge_gap,
+        "feature spec": dataset.spec.hash,
+        "source": settings.source,
+        "tickers": sorted(dataset.train.get_column("ticker").unique().to_list()),
+    }
+    tuned_values = {
+        "horizon": document.get("horizon"),
+        "dead band": document.get("dead_band"),
+        "purge gap (horizon + embargo)": tuned.get("purge_gap_days"),
+        "feature spec": document.get("feature_spec_hash"),
+        "source": tuned.get("source"),
+        "tickers": sorted(tuned.get("tickers") or []) or None,
+    }
+    differ = [
+        f"{name} ({tuned_values[name]} vs {value})"
+        if name not in ("feature spec", "tickers")
+        else name
+        for name, value in current.items()
+        if tuned_values[name] is not None and tuned_values[name] != value
+    ]
+    if differ:
+        log.warning(
+            f"{BEST_PARAMS_FILE} was tuned with another " + ", ".join(differ) + "; using it "
+            "anyway (rerun `mptrain optimize` with this run's options, or --optimize, to retune)",
+            file_horizon=document.get("horizon"),
+            horizon=settings.horizon,
+        )

@@ -37,6 +37,64 @@ COMPARED_METRICS = (*SEED_METRICS, *PROBABILITY_METRICS)
 
 
 @dataclass(frozen=True)
+class SkillEvidence:
+    """The model against the better naive baseline on the same rows (a paired interval of
+    model minus baseline), and its probabilities against a constant forecast of the
+    training base rate. What the skill gate reads."""
+
+    metric: str
+    baseline: str  # the better of "always_up" and "yesterday_direction" on these rows
+    model_value: float
+    baseline_value: float
+    difference_ci: tuple[float, float]  # model minus baseline, paired day blocks
+    level: float
+    n_rows: int
+    base_rate: float  # share of training rows that went up
+    log_loss: float
+    base_rate_log_loss: float
+    brier: float
+    base_rate_brier: float
+
+    @property
+    def difference(self) -> float:
+        return self.model_value - self.baseline_value
+
+    @property
+    def beats_baseline(self) -> bool:
+        return self.difference_ci[0] > 0
+
+    @property
+    def probabilities_have_skill(self) -> bool:
+        return self.log_loss < self.base_rate_log_loss and self.brier < self.base_rate_brier
+
+    def to_dict(self) -> dict[str, Any]:
+        low, high = self.difference_ci
+        return {
+            "metric": self.metric,
+            "baseline": self.baseline,
+            "model": self.model_value,
+            "baseline_value": self.baseline_value,
+            "difference": self.difference,
+            "difference_ci": {"low": low, "high": high, "level": self.level},
+            "beats_baseline": self.beats_baseline,
+            "n_rows": self.n_rows,
+            "base_rate": self.base_rate,
+            "log_loss": self.log_loss,
+            "base_rate_log_loss": self.base_rate_log_loss,
+            "log_loss_skill": skill_score(self.log_loss, self.base_rate_log_loss),
+            "brier": self.brier,
+            "base_rate_brier": self.base_rate_brier,
+            "brier_skill": skill_score(self.brier, self.base_rate_brier),
+            "probabilities_have_skill": self.probabilities_have_skill,
+        }
+
+
+def skill_score(value: float, reference: float) -> float | None:
+    """1 - value / reference: above 0 when better than the reference forecast."""
+    return None if reference <= 0 else 1.0 - value / reference
+
+
+@dataclass(frozen=True)
 class Comparison:
     """Champion (production) vs challenger on exactly the same rows. Differences are
     challenger minus champion; ``to_dict`` is its JSON form (``validation.comparison``)."""
@@ -53,6 +111,11 @@ class Comparison:
     mcnemar: dict[str, Any]
     trading: dict[str, Any]
     warnings: tuple[str, ...] = ()
+    level: float = 0.95
+    # False when too few rows come after the champion's own training data for its figures
+    # to mean anything; the gate then leaves the champion out of the decision.
+    comparable: bool = True
+    note: str | None = None
 
     @property
     def primary_difference(self) -> float | None:
@@ -76,11 +139,13 @@ class Comparison:
             "production": dict(self.production),
             "difference": dict(self.difference),
             "primary_difference": self.primary_difference,
-            "primary_difference_ci": {"low": low, "high": high, "level": 0.95},
+            "primary_difference_ci": {"low": low, "high": high, "level": self.level},
             "primary_difference_method": self.primary_difference_method,
             "verdict": self.verdict,
             "mcnemar": dict(self.mcnemar),
             "trading": dict(self.trading),
+            "comparable": self.comparable,
+            "note": self.note,
         }
 
 
@@ -103,6 +168,9 @@ class ValidationReport:
     calibration: list[dict[str, Any]]
     thresholds: dict[str, ThresholdCheck]
     comparison: Comparison | None = None
+    skill: SkillEvidence | None = None
+    # log loss, Brier and calibration bins of the probabilities before calibration
+    uncalibrated: dict[str, Any] | None = None
     production_version: str | None = None
     feature_importance: dict[str, float] | None = None
     warnings: tuple[str, ...] = ()
@@ -130,6 +198,8 @@ class ValidationReport:
             "per_ticker": [dict(row) for row in self.per_ticker],
             "calibration": [dict(row) for row in self.calibration],
             "comparison": None if self.comparison is None else self.comparison.to_dict(),
+            "skill": None if self.skill is None else self.skill.to_dict(),
+            "uncalibrated": self.uncalibrated,
             "production_version": self.production_version,
             "feature_importance": self.feature_importance,
             "warnings": list(self.warnings),
@@ -177,8 +247,18 @@ def evaluate(  # noqa: PLR0913 - the rows, their probabilities and what the repo
     version: str | None = None,
     model_type: str | None = None,
     feature_importance: Mapping[str, float] | None = None,
+    base_rate: float | None = None,
+    gate_level: float = 0.90,
+    skill_metric: str = "accuracy",
+    uncalibrated: np.ndarray | None = None,
+    calibration_method: str | None = None,
 ) -> ValidationReport:
-    """Score P(up) ``proba`` of ``rows`` (ticker, date, label; sorted by ticker, date)."""
+    """Score P(up) ``proba`` of ``rows`` (ticker, date, label; sorted by ticker, date).
+
+    ``base_rate`` is the share of training rows that went up (the constant forecast the
+    probabilities must beat; None: 0.5); the skill evidence compares ``skill_metric`` with
+    the better naive baseline in a paired interval at ``gate_level``. ``uncalibrated`` are
+    the model's probabilities before ``calibration_method`` mapped them to ``proba``."""
     import numpy as np
 
     from marketpredictor_train.validation.bootstrap import day_blocks, percentile_interval
@@ -225,6 +305,16 @@ def evaluate(  # noqa: PLR0913 - the rows, their probabilities and what the repo
         "always_up": prediction_metrics(y, always_up),
         "yesterday_direction": prediction_metrics(y, yesterday),
     }
+    skill = skill_evidence(
+        y,
+        proba,
+        {"always_up": always_up, "yesterday_direction": yesterday},
+        blocks,
+        metric=skill_metric,
+        level=gate_level,
+        base_rate=0.5 if base_rate is None else base_rate,
+        seed=seed,
+    )
 
     trading = trading_view(
         tickers, dates, pred, next_return, horizon=horizon, cost_per_trade=cost_per_trade
@@ -249,9 +339,9 @@ def evaluate(  # noqa: PLR0913 - the rows, their probabilities and what the repo
     ]
     if dead_band > 0:
         notes.append(
-            f"With a dead band of {dead_band:g}, days whose move was inside the band have no "
-            "label and are not backtest rows; the trading view earns nothing on them (as if "
-            "flat, without the costs of leaving and re-entering)."
+            f"The dead band ({dead_band:g}) applies to training labels only: the model did "
+            "not learn from days whose move was inside it, but the backtest and the trading "
+            "view score every day, since which days turn out small is not known in advance."
         )
     scored = {
         "n_days": blocks.n_days,
@@ -272,9 +362,67 @@ def evaluate(  # noqa: PLR0913 - the rows, their probabilities and what the repo
         trading=trading,
         calibration=calibration_bins(y, proba),
         thresholds=check_thresholds(metrics, thresholds),
+        skill=skill,
+        uncalibrated=None
+        if uncalibrated is None
+        else _before_calibration(y, np.asarray(uncalibrated, dtype=float), calibration_method),
         feature_importance=dict(feature_importance) if feature_importance else None,
         warnings=tuple(warnings),
         notes=tuple(notes),
+    )
+
+
+def _before_calibration(y: np.ndarray, raw: np.ndarray, method: str | None) -> dict[str, Any]:
+    """The backtest's probability scores before calibration, to show what it changed."""
+    from marketpredictor_train.validation.metrics import brier, calibration_bins, log_loss
+
+    return {
+        "method": method,
+        "log_loss": log_loss(y, raw),
+        "brier": brier(y, raw),
+        "calibration": calibration_bins(y, raw),
+    }
+
+
+def skill_evidence(
+    y: np.ndarray,
+    proba: np.ndarray,
+    baselines: Mapping[str, np.ndarray],
+    blocks: DayBlocks,
+    *,
+    metric: str,
+    level: float,
+    base_rate: float,
+    seed: int,
+) -> SkillEvidence | None:
+    """The model against the better of the naive ``baselines`` (0/1 calls) on ``metric``,
+    with the paired day-block interval of the difference, and its log loss and Brier
+    score against a constant forecast of ``base_rate``. None without rows."""
+    import numpy as np
+
+    from marketpredictor_train.validation.metrics import brier, log_loss, scored_metrics
+
+    if y.size == 0:
+        return None
+    calls = {name: np.asarray(pred, dtype=float) for name, pred in baselines.items()}
+    values = {name: scored_metrics(y, pred)[metric] for name, pred in calls.items()}
+    best = max(values, key=lambda name: -np.inf if values[name] is None else values[name])
+    model_value = scored_metrics(y, proba)[metric]
+    ci = _paired_interval(metric, blocks, y, proba, calls[best], seed, level=level)
+    constant = np.full(y.shape, min(max(base_rate, 1e-6), 1 - 1e-6))
+    return SkillEvidence(
+        metric=metric,
+        baseline=best,
+        model_value=0.0 if model_value is None else float(model_value),
+        baseline_value=0.0 if values[best] is None else float(values[best]),
+        difference_ci=ci,
+        level=level,
+        n_rows=int(y.size),
+        base_rate=float(base_rate),
+        log_loss=log_loss(y, proba),
+        base_rate_log_loss=log_loss(y, constant),
+        brier=brier(y, proba),
+        base_rate_brier=brier(y, constant),
     )
 
 
@@ -338,7 +486,7 @@ def score_model_file(
     return positions, model.predict_proba(joined, spec)
 
 
-def compare_with_production(
+def compare_with_production(  # noqa: PLR0913 - the two models' rows and how they are scored
     production_file: ModelFile,
     ohlcv: pl.DataFrame,
     rows: pl.DataFrame,
@@ -348,6 +496,7 @@ def compare_with_production(
     horizon: int,
     cost_per_trade: float,
     seed: int,
+    level: float = 0.95,
 ) -> Comparison:
     """Champion (production) vs challenger on exactly the same rows: both models' metrics
     there, their differences (challenger minus champion), a block-bootstrap 95% interval
@@ -394,7 +543,9 @@ def compare_with_production(
 
     dates = common.get_column("date").to_numpy()
     blocks = day_blocks(dates, horizon=horizon, seed=seed)
-    ci = _paired_interval(primary_metric, blocks, y, challenger_proba, champion_proba, seed)
+    ci = _paired_interval(
+        primary_metric, blocks, y, challenger_proba, champion_proba, seed, level=level
+    )
 
     tickers = common.get_column("ticker").to_numpy()
     next_return = (
@@ -439,6 +590,7 @@ def compare_with_production(
             "production_sharpe": trade_prod.strategy["sharpe"],
         },
         warnings=tuple(warnings),
+        level=level,
     )
 
 
@@ -449,8 +601,11 @@ def _paired_interval(
     new_proba: np.ndarray,
     prod_proba: np.ndarray,
     seed: int,
+    *,
+    level: float = 0.95,
 ) -> tuple[float, float]:
-    """95% interval of (challenger - champion) on ``metric`` over the same resampled days."""
+    """Interval at ``level`` of (a - b) on ``metric`` over the same resampled days, for two
+    score arrays on the same rows (probabilities, or 0/1 calls of a baseline)."""
     import numpy as np
 
     from marketpredictor_train.validation.bootstrap import percentile_interval
@@ -467,7 +622,7 @@ def _paired_interval(
         totals_new = blocks.resampled_totals(counts(new_proba))
         totals_prod = blocks.resampled_totals(counts(prod_proba))
         diffs = metric_from_counts(metric, totals_new) - metric_from_counts(metric, totals_prod)
-        return percentile_interval(diffs)
+        return percentile_interval(diffs, level)
     if metric != "roc_auc":
         raise ValueError(f"no paired interval for {metric}")
     order = np.argsort(blocks.day_of_row, kind="stable")
@@ -480,4 +635,4 @@ def _paired_interval(
             diffs_list.append(a - b)
     if not diffs_list:
         return 0.0, 0.0
-    return percentile_interval(np.asarray(diffs_list))
+    return percentile_interval(np.asarray(diffs_list), level)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from marketpredictor_train.fileio import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from marketpredictor_train.validation.backtest import ValidationReport
+    from marketpredictor_train.validation.backtest import SkillEvidence, ValidationReport
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -268,7 +268,20 @@ def _sections(  # noqa: PLR0915 - the report's sections in reading order, one af
     )
     sections.append(per)
 
+    if report.skill is not None:
+        sections.append(_skill_section(report.skill))
+
     calib = _Section("Calibration")
+    if report.uncalibrated is not None:
+        before = report.uncalibrated
+        calib.paragraphs.append(
+            f"P(up) is calibrated ({before['method']}, fitted on the last purged fold of the "
+            "training part). On the backtest: log loss "
+            f"{num(before['log_loss'])} before, {num(m.get('log_loss'))} after; Brier score "
+            f"{num(before['brier'])} before, {num(m.get('brier'))} after. The table is after."
+        )
+    else:
+        calib.paragraphs.append("P(up) is the model's own (not calibrated).")
     calib.table = (
         ["P(up) bin", "rows", "mean predicted", "observed up"],
         [
@@ -293,10 +306,53 @@ def _sections(  # noqa: PLR0915 - the report's sections in reading order, one af
     notes = _Section("Notes")
     notes.paragraphs.extend(f"Warning: {w}" for w in report.warnings)
     if comparison is None and report.subject == "new model":
-        notes.paragraphs.append("No production model was compared; thresholds alone decide.")
+        notes.paragraphs.append(
+            "No production model was compared; the thresholds and the skill gate decide."
+        )
+    elif comparison is not None and comparison.note:
+        notes.paragraphs.append(f"Production: {comparison.note}.")
     notes.paragraphs.extend(report.notes)
     sections.append(notes)
     return sections
+
+
+def _skill_section(skill: SkillEvidence) -> _Section:
+    """The model against the better naive baseline and the training base rate."""
+    from marketpredictor_train.validation.backtest import skill_score as _skill_score
+
+    sec = _Section("Skill over the naive baselines")
+    low, high = skill.difference_ci
+    name = skill.baseline.replace("_", " ")
+    sec.table = (
+        ["", "model", "reference", "difference or skill"],
+        [
+            [
+                f"{skill.metric} vs {name}",
+                metric_cell(skill.metric, skill.model_value),
+                metric_cell(skill.metric, skill.baseline_value),
+                f"{_diff(skill.metric, skill.difference)} ({skill.level:.0%} CI "
+                f"{_diff(skill.metric, low)} .. {_diff(skill.metric, high)})",
+            ],
+            [
+                f"log loss vs base rate {pct(skill.base_rate)}",
+                num(skill.log_loss),
+                num(skill.base_rate_log_loss),
+                pct(_skill_score(skill.log_loss, skill.base_rate_log_loss)),
+            ],
+            [
+                "Brier score vs base rate",
+                num(skill.brier),
+                num(skill.base_rate_brier),
+                pct(_skill_score(skill.brier, skill.base_rate_brier)),
+            ],
+        ],
+    )
+    sec.after.append(
+        f"On the same {skill.n_rows:,} rows. Skill means beating the better naive baseline "
+        "with the interval's lower bound above 0, and forecasting better than a constant "
+        "probability equal to the training base rate (skill score above 0)."
+    )
+    return sec
 
 
 def _diff(metric: str, value: Any) -> str:
