@@ -7,12 +7,12 @@ rows. :func:`day_blocks` draws moving blocks of at least one label horizon;
 :func:`return_blocks` draws a stationary bootstrap whose mean block is arch's
 ``optimal_block_length`` of the daily returns (which do not overlap, so short blocks are
 right for them: measured in ``benchmarks/bench_intervals.py``, blocks of 2h days covered
-the true Sharpe ratio in 83% of backtests at h = 20, these in 92-96% at h = 1, 5, 20).
+the true Sharpe ratio in 82-87% of backtests at h = 20, these in 91-97% at h = 1, 5, 20).
 
 For metrics on labels (accuracy, precision, differences to a baseline or the champion) use
 ``validation.intervals``: with overlapping labels a 6-month backtest holds only about
 days / horizon independent outcomes, and percentile intervals from these resamples are
-then too narrow (74% coverage of a nominal 95% at h = 20).
+then too narrow (68-85% coverage of a nominal 95% at h = 20).
 """
 
 from __future__ import annotations
