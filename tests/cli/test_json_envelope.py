@@ -12,7 +12,7 @@ HEAD = {"schema_version", "command", "status", "exit_code", "warnings", "error"}
 
 
 def _head_ok(doc: dict, command: str, exit_code: int) -> None:
-    assert HEAD <= set(doc), sorted(HEAD - set(doc))
+    assert set(doc) >= HEAD, sorted(HEAD - set(doc))
     assert doc["schema_version"] == 1 and doc["command"] == command
     assert doc["exit_code"] == exit_code
     assert isinstance(doc["warnings"], list)
