@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     # Re-exported for type hints of the CLI, which imports only api, config, errors, results.
     from marketpredictor_train.validation.backtest import ValidationReport as ValidationReport
+    from marketpredictor_train.validation.intervals import Interval as Interval
 
 SCHEMA_VERSION = 1
 

@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING, Any
 from marketpredictor_train.cli import _console
 
 if TYPE_CHECKING:
-    from marketpredictor_train.results import TrainResult, ValidateResult, ValidationReport
+    from marketpredictor_train.results import (
+        Interval,
+        TrainResult,
+        ValidateResult,
+        ValidationReport,
+    )
 
 
 def _pct(value: float | None) -> str:
@@ -107,8 +112,9 @@ def _render_validation(validation: ValidationReport) -> None:
     ci = validation.accuracy_ci
     yesterday = validation.baselines["yesterday_direction"]
     console.print(
-        f"Accuracy 95% CI {_pct(ci['low'])} .. {_pct(ci['high'])} (block bootstrap over "
-        f"days); yesterday's direction scores {_pct(yesterday['accuracy'])}.",
+        f"Accuracy {_level(ci['level'])} CI {_pct(ci['low'])} .. {_pct(ci['high'])}: "
+        + validation.independent_outcomes
+        + f". Yesterday's direction scores {_pct(yesterday['accuracy'])}.",
         highlight=False,
     )
     skill = validation.skill
@@ -141,16 +147,20 @@ def _render_validation(validation: ValidationReport) -> None:
         console.print(
             f"vs production {comparison.production_version}: {primary} "
             f"{(comparison.primary_difference or 0) * scale:+.2f}{unit} "
-            f"({comparison.level:.0%} CI {low * scale:+.2f} .. {high * scale:+.2f}{unit}, "
-            f"{comparison.verdict}; McNemar p {_p(comparison.mcnemar['p_value'])})",
+            f"({_level(comparison.level)} CI {low * scale:+.2f} .. "
+            f"{high * scale:+.2f}{unit}, {comparison.verdict}; "
+            f"McNemar p {_p(comparison.mcnemar['p_value'])})",
             highlight=False,
         )
     trading = validation.trading
     strat, hold = trading.strategy, trading.buy_and_hold
     console.print(
         f"Trading (cost {trading.cost_per_trade:.2%}): model {_pct(strat['cumulative_return'])}"
-        f", Sharpe {_num2(strat['sharpe'])}, max drawdown {_pct(strat['max_drawdown'])}; "
-        f"buy and hold {_pct(hold['cumulative_return'])}, Sharpe {_num2(hold['sharpe'])}.",
+        f", Sharpe {_num2(strat['sharpe'])}{_ci2(trading.sharpe_ci)}, max drawdown "
+        f"{_pct(strat['max_drawdown'])}; buy and hold {_pct(hold['cumulative_return'])}, "
+        f"Sharpe {_num2(hold['sharpe'])}{_ci2(trading.buy_and_hold_sharpe_ci)}; Sharpe "
+        f"difference {_signed2(trading.sharpe_difference)}"
+        f"{_ci2(trading.sharpe_difference_ci, signed=True)}.",
         highlight=False,
     )
 
@@ -161,3 +171,19 @@ def _p(value: float) -> str:
 
 def _num2(value: Any) -> str:
     return "-" if value is None else f"{float(value):.2f}"
+
+
+def _signed2(value: Any) -> str:
+    return "-" if value is None else f"{float(value):+.2f}"
+
+
+def _level(level: float) -> str:
+    return f"{level * 100:g}%"
+
+
+def _ci2(interval: Interval | None, *, signed: bool = False) -> str:
+    """' (95% CI -1.20 .. 3.40)', or nothing when there is no interval."""
+    if interval is None:
+        return ""
+    fmt = _signed2 if signed else _num2
+    return f" ({_level(interval.level)} CI {fmt(interval.low)} .. {fmt(interval.high)})"

@@ -148,13 +148,24 @@ def report_metrics(report: ValidationReport | None) -> dict[str, float]:
         "brier": report.metrics.get("brier"),
         "accuracy_ci_low": report.accuracy_ci["low"],
         "accuracy_ci_high": report.accuracy_ci["high"],
+        "accuracy_ci_effective_n": report.accuracy_ci.get("effective_n"),
         "baseline_always_up_accuracy": report.baselines["always_up"]["accuracy"],
         "baseline_yesterday_accuracy": report.baselines["yesterday_direction"]["accuracy"],
         "strategy_cumulative_return": report.trading.strategy["cumulative_return"],
         "strategy_sharpe": report.trading.strategy["sharpe"],
         "strategy_max_drawdown": report.trading.strategy["max_drawdown"],
         "buy_and_hold_cumulative_return": report.trading.buy_and_hold["cumulative_return"],
+        "buy_and_hold_sharpe": report.trading.buy_and_hold["sharpe"],
+        "sharpe_difference_vs_buy_and_hold": report.trading.sharpe_difference,
     }
+    trading = report.trading
+    for name, interval in (
+        ("strategy_sharpe_ci", trading.sharpe_ci),
+        ("buy_and_hold_sharpe_ci", trading.buy_and_hold_sharpe_ci),
+        ("sharpe_difference_ci", trading.sharpe_difference_ci),
+    ):
+        if interval is not None:
+            values[f"{name}_low"], values[f"{name}_high"] = interval.bounds
     comparison = report.comparison
     if comparison is not None:
         primary = comparison.primary_metric

@@ -25,14 +25,12 @@ if TYPE_CHECKING:
     import polars as pl
 
     from marketpredictor_train.store import ModelFile
-    from marketpredictor_train.validation.bootstrap import DayBlocks
+    from marketpredictor_train.validation.intervals import Interval
     from marketpredictor_train.validation.trading import TradingView
 
 # Daily direction models that honestly score this much are rare enough that such a result
 # deserves a look for leaked future data before anyone trades on it.
 IMPLAUSIBLE_ACCURACY = 0.65
-# Row-level resamples for ROC AUC differences (a rank statistic: no per-day shortcut).
-_AUC_RESAMPLES = 200
 COMPARED_METRICS = (*SEED_METRICS, *PROBABILITY_METRICS)
 
 
@@ -46,7 +44,7 @@ class SkillEvidence:
     baseline: str  # the better of "always_up" and "yesterday_direction" on these rows
     model_value: float
     baseline_value: float
-    difference_ci: tuple[float, float]  # model minus baseline, paired day blocks
+    difference_ci: tuple[float, float]  # model minus baseline, paired day-level interval
     level: float
     n_rows: int
     base_rate: float  # share of training rows that went up
@@ -116,6 +114,12 @@ class Comparison:
     # to mean anything; the gate then leaves the champion out of the decision.
     comparable: bool = True
     note: str | None = None
+    # the whole interval behind primary_difference_ci: its level, days, effective n
+    primary_difference_interval: Interval | None = None
+
+    @property
+    def primary_difference_level(self) -> float:
+        return self.level
 
     @property
     def primary_difference(self) -> float | None:
@@ -139,7 +143,16 @@ class Comparison:
             "production": dict(self.production),
             "difference": dict(self.difference),
             "primary_difference": self.primary_difference,
-            "primary_difference_ci": {"low": low, "high": high, "level": self.level},
+            "primary_difference_ci": {
+                **(
+                    self.primary_difference_interval.to_dict()
+                    if self.primary_difference_interval
+                    else {}
+                ),
+                "low": low,
+                "high": high,
+                "level": self.level,
+            },
             "primary_difference_method": self.primary_difference_method,
             "verdict": self.verdict,
             "mcnemar": dict(self.mcnemar),
@@ -175,6 +188,13 @@ class ValidationReport:
     feature_importance: dict[str, float] | None = None
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+
+    @property
+    def independent_outcomes(self) -> str:
+        """'about 5.3 independent outcomes (106 trading days / horizon 20)'."""
+        from marketpredictor_train.validation.intervals import effective_sample_sentence
+
+        return effective_sample_sentence(int(self.accuracy_ci["n_days"]), self.horizon)
 
     @property
     def passed_thresholds(self) -> bool:
@@ -252,16 +272,23 @@ def evaluate(  # noqa: PLR0913 - the rows, their probabilities and what the repo
     skill_metric: str = "accuracy",
     uncalibrated: np.ndarray | None = None,
     calibration_method: str | None = None,
+    level: float = 0.95,
 ) -> ValidationReport:
     """Score P(up) ``proba`` of ``rows`` (ticker, date, label; sorted by ticker, date).
 
-    ``base_rate`` is the share of training rows that went up (the constant forecast the
-    probabilities must beat; None: 0.5); the skill evidence compares ``skill_metric`` with
-    the better naive baseline in a paired interval at ``gate_level``. ``uncalibrated`` are
-    the model's probabilities before ``calibration_method`` mapped them to ``proba``."""
+    Intervals shown in the report (accuracy, the trading view's Sharpe ratios) are at
+    ``level``. ``base_rate`` is the share of training rows that went up (the constant
+    forecast the probabilities must beat; None: 0.5); the skill evidence compares
+    ``skill_metric`` with the better naive baseline in a paired interval at
+    ``gate_level``. ``uncalibrated`` are the model's probabilities before
+    ``calibration_method`` mapped them to ``proba``."""
     import numpy as np
 
-    from marketpredictor_train.validation.bootstrap import day_blocks, percentile_interval
+    from marketpredictor_train.validation.intervals import (
+        confusion_indicators,
+        effective_sample_sentence,
+        metric_interval,
+    )
     from marketpredictor_train.validation.metrics import (
         calibration_bins,
         prediction_metrics,
@@ -280,22 +307,18 @@ def evaluate(  # noqa: PLR0913 - the rows, their probabilities and what the repo
     past_return = ctx.get_column("past_return").to_numpy()
 
     metrics = scored_metrics(y, proba)
-    blocks = day_blocks(dates, horizon=horizon, seed=seed)
-    correct = (pred == y).astype(float)
-    totals = blocks.resampled_totals(np.column_stack([correct, np.ones_like(correct)]))
-    low, high = percentile_interval(totals[:, 0] / totals[:, 1])
-    w_low, w_high = wilson_interval(int(correct.sum()), int(y.size))
+    interval = metric_interval(
+        "accuracy", confusion_indicators(y, pred), dates, horizon=horizon, level=level
+    )
+    low, high = interval.bounds
+    w_low, w_high = wilson_interval(int(np.sum(pred == y)), int(y.size), level)
     accuracy_ci = {
-        "low": low,
-        "high": high,
-        "level": 0.95,
-        "method": blocks.method,
-        "block_days": blocks.block_days,
-        "resamples": blocks.resamples,
-        "n_days": blocks.n_days,
+        **interval.to_dict(),
+        "horizon": horizon,
         "wilson_low": w_low,
         "wilson_high": w_high,
     }
+    outcomes = effective_sample_sentence(interval.n_days, horizon)
 
     always_up = np.ones_like(y)
     # The direction of the last completed move (one day for horizon 1, else the last
@@ -309,30 +332,38 @@ def evaluate(  # noqa: PLR0913 - the rows, their probabilities and what the repo
         y,
         proba,
         {"always_up": always_up, "yesterday_direction": yesterday},
-        blocks,
+        dates,
+        horizon=horizon,
         metric=skill_metric,
         level=gate_level,
         base_rate=0.5 if base_rate is None else base_rate,
-        seed=seed,
     )
 
     trading = trading_view(
-        tickers, dates, pred, next_return, horizon=horizon, cost_per_trade=cost_per_trade
+        tickers,
+        dates,
+        pred,
+        next_return,
+        horizon=horizon,
+        cost_per_trade=cost_per_trade,
+        level=level,
+        seed=seed,
     )
     per_ticker = _per_ticker(tickers, y, proba, pred, yesterday, trading)
 
     warnings: list[str] = []
     if low > IMPLAUSIBLE_ACCURACY:
         warnings.append(
-            f"Backtest accuracy {metrics['accuracy']:.2%} (95% CI from {low:.2%}) is far above "
-            "what honest daily direction models reach; check custom features and data for "
-            "look-ahead before trusting it"
+            f"Backtest accuracy {metrics['accuracy']:.2%} ({level * 100:g}% CI from {low:.2%}) "
+            "is far above what honest daily direction models reach; check custom features "
+            "and data for look-ahead before trusting it"
         )
     notes = [
         f"Predictions are 'up' when P(up) >= {DECISION_THRESHOLD} (fixed, not tuned).",
-        f"Accuracy CI: {blocks.method}; rows of one day are correlated across tickers, so "
-        "whole days are resampled. The Wilson interval assumes independent rows and is "
-        "shown for reference only.",
+        f"Accuracy CI: {interval.method}. Rows of one day are correlated across tickers "
+        f"and labels {horizon} day(s) ahead overlap, so the backtest holds {outcomes}; "
+        "the interval is as wide as that requires. The Wilson interval assumes independent "
+        "rows and is shown for reference only.",
         "Baselines on the same rows: always-up predicts 'up' everywhere; "
         "yesterday_direction repeats the direction of the previous "
         f"{horizon} trading day(s).",
@@ -344,7 +375,7 @@ def evaluate(  # noqa: PLR0913 - the rows, their probabilities and what the repo
             "view score every day, since which days turn out small is not known in advance."
         )
     scored = {
-        "n_days": blocks.n_days,
+        "n_days": interval.n_days,
         "first_scored_date": str(dates.min()) if dates.size else None,
         "last_scored_date": str(dates.max()) if dates.size else None,
     }
@@ -388,15 +419,15 @@ def skill_evidence(
     y: np.ndarray,
     proba: np.ndarray,
     baselines: Mapping[str, np.ndarray],
-    blocks: DayBlocks,
+    dates: np.ndarray,
     *,
+    horizon: int,
     metric: str,
     level: float,
     base_rate: float,
-    seed: int,
 ) -> SkillEvidence | None:
     """The model against the better of the naive ``baselines`` (0/1 calls) on ``metric``,
-    with the paired day-block interval of the difference, and its log loss and Brier
+    with the paired day-level interval of the difference, and its log loss and Brier
     score against a constant forecast of ``base_rate``. None without rows."""
     import numpy as np
 
@@ -408,7 +439,7 @@ def skill_evidence(
     values = {name: scored_metrics(y, pred)[metric] for name, pred in calls.items()}
     best = max(values, key=lambda name: -np.inf if values[name] is None else values[name])
     model_value = scored_metrics(y, proba)[metric]
-    ci = _paired_interval(metric, blocks, y, proba, calls[best], seed, level=level)
+    ci = _paired_interval(metric, dates, y, proba, calls[best], horizon=horizon, level=level).bounds
     constant = np.full(y.shape, min(max(base_rate, 1e-6), 1 - 1e-6))
     return SkillEvidence(
         metric=metric,
@@ -486,7 +517,7 @@ def score_model_file(
     return positions, model.predict_proba(joined, spec)
 
 
-def compare_with_production(  # noqa: PLR0913 - the two models' rows and how they are scored
+def compare_with_production(  # noqa: PLR0913 - both models, their rows, and how to score them
     production_file: ModelFile,
     ohlcv: pl.DataFrame,
     rows: pl.DataFrame,
@@ -499,13 +530,13 @@ def compare_with_production(  # noqa: PLR0913 - the two models' rows and how the
     level: float = 0.95,
 ) -> Comparison:
     """Champion (production) vs challenger on exactly the same rows: both models' metrics
-    there, their differences (challenger minus champion), a block-bootstrap 95% interval
-    of the primary metric's difference, and McNemar's mid-p test on accuracy.
+    there, their differences (challenger minus champion), a paired day-level interval of
+    the primary metric's difference at ``level`` (``validation.intervals``), and McNemar's
+    mid-p test on accuracy.
 
     Raises MptrainError when the production model cannot be scored."""
     import numpy as np
 
-    from marketpredictor_train.validation.bootstrap import day_blocks
     from marketpredictor_train.validation.metrics import mcnemar_midp, scored_metrics
     from marketpredictor_train.validation.trading import trading_view
 
@@ -542,9 +573,8 @@ def compare_with_production(  # noqa: PLR0913 - the two models' rows and how the
     c = int(np.sum(~new_right & prod_right))
 
     dates = common.get_column("date").to_numpy()
-    blocks = day_blocks(dates, horizon=horizon, seed=seed)
-    ci = _paired_interval(
-        primary_metric, blocks, y, challenger_proba, champion_proba, seed, level=level
+    interval = _paired_interval(
+        primary_metric, dates, y, challenger_proba, champion_proba, horizon=horizon, level=level
     )
 
     tickers = common.get_column("ticker").to_numpy()
@@ -558,6 +588,8 @@ def compare_with_production(  # noqa: PLR0913 - the two models' rows and how the
         next_return,
         horizon=horizon,
         cost_per_trade=cost_per_trade,
+        level=level,
+        seed=seed,
     )
     trade_prod = trading_view(
         tickers,
@@ -566,6 +598,8 @@ def compare_with_production(  # noqa: PLR0913 - the two models' rows and how the
         next_return,
         horizon=horizon,
         cost_per_trade=cost_per_trade,
+        level=level,
+        seed=seed,
     )
     return Comparison(
         production_version=manifest.get("version"),
@@ -575,8 +609,8 @@ def compare_with_production(  # noqa: PLR0913 - the two models' rows and how the
         new=new,
         production=prod,
         difference=difference,
-        primary_difference_ci=ci,
-        primary_difference_method=f"paired {blocks.method}",
+        primary_difference_ci=interval.bounds,
+        primary_difference_method=f"paired {interval.method}",
         mcnemar={
             "new_only_correct": b,
             "production_only_correct": c,
@@ -591,48 +625,36 @@ def compare_with_production(  # noqa: PLR0913 - the two models' rows and how the
         },
         warnings=tuple(warnings),
         level=level,
+        primary_difference_interval=interval,
     )
 
 
 def _paired_interval(
     metric: str,
-    blocks: DayBlocks,
+    dates: np.ndarray,
     y: np.ndarray,
     new_proba: np.ndarray,
     prod_proba: np.ndarray,
-    seed: int,
     *,
-    level: float = 0.95,
-) -> tuple[float, float]:
-    """Interval at ``level`` of (a - b) on ``metric`` over the same resampled days, for two
-    score arrays on the same rows (probabilities, or 0/1 calls of a baseline)."""
-    import numpy as np
-
-    from marketpredictor_train.validation.bootstrap import percentile_interval
-    from marketpredictor_train.validation.metrics import metric_from_counts, roc_auc
+    horizon: int,
+    level: float,
+) -> Interval:
+    """Interval of (challenger - champion) on ``metric``, paired on the same rows and days."""
+    from marketpredictor_train.validation.intervals import (
+        auc_difference_interval,
+        confusion_indicators,
+        paired_difference_interval,
+    )
 
     if metric in SEED_METRICS:
-
-        def counts(proba: np.ndarray) -> np.ndarray:
-            pred = proba >= DECISION_THRESHOLD
-            return np.column_stack(
-                [pred & (y == 1), pred & (y == 0), ~pred & (y == 1), ~pred & (y == 0)]
-            )
-
-        totals_new = blocks.resampled_totals(counts(new_proba))
-        totals_prod = blocks.resampled_totals(counts(prod_proba))
-        diffs = metric_from_counts(metric, totals_new) - metric_from_counts(metric, totals_prod)
-        return percentile_interval(diffs, level)
+        return paired_difference_interval(
+            metric,
+            confusion_indicators(y, new_proba >= DECISION_THRESHOLD),
+            confusion_indicators(y, prod_proba >= DECISION_THRESHOLD),
+            dates,
+            horizon=horizon,
+            level=level,
+        )
     if metric != "roc_auc":
         raise ValueError(f"no paired interval for {metric}")
-    order = np.argsort(blocks.day_of_row, kind="stable")
-    bounds = np.searchsorted(blocks.day_of_row[order], np.arange(blocks.n_days + 1))
-    diffs_list = []
-    for draw in blocks.draws[:_AUC_RESAMPLES]:
-        idx = np.concatenate([order[bounds[d] : bounds[d + 1]] for d in draw])
-        a, b = roc_auc(y[idx], new_proba[idx]), roc_auc(y[idx], prod_proba[idx])
-        if a is not None and b is not None:
-            diffs_list.append(a - b)
-    if not diffs_list:
-        return 0.0, 0.0
-    return percentile_interval(np.asarray(diffs_list), level)
+    return auc_difference_interval(y, new_proba, prod_proba, dates, horizon=horizon, level=level)

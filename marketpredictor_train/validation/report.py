@@ -20,6 +20,8 @@ from marketpredictor_train.fileio import atomic_write_bytes
 
 if TYPE_CHECKING:
     from marketpredictor_train.validation.backtest import SkillEvidence, ValidationReport
+    from marketpredictor_train.validation.intervals import Interval
+    from marketpredictor_train.validation.trading import TradingView
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -64,6 +66,24 @@ def p_value(value: float) -> str:
     return "< 0.0001" if value < 1e-4 else f"= {value:.4f}"
 
 
+def level_text(level: float) -> str:
+    """0.95 -> '95%', 0.975 -> '97.5%'."""
+    return f"{float(level) * 100:g}%"
+
+
+def interval_text(interval: Interval | None, *, signed: bool = False, digits: int = 2) -> str:
+    """'-1.20 .. 3.40', or '-' when there is no interval."""
+    if interval is None:
+        return "-"
+    sign = "+" if signed else ""
+    return f"{interval.low:{sign}.{digits}f} .. {interval.high:{sign}.{digits}f}"
+
+
+def _level_of(trading: TradingView) -> float:
+    interval = trading.sharpe_ci or trading.buy_and_hold_sharpe_ci
+    return 0.95 if interval is None else interval.level
+
+
 def metric_cell(name: str, value: Any) -> str:
     return pct(value) if name in ("accuracy", "precision", "recall", "f1") else num(value)
 
@@ -101,7 +121,7 @@ def _atomic_write(path: Path, data: bytes) -> Path:
 # ----------------------------------------------------------------------------- content
 
 
-def _sections(  # noqa: PLR0915 - the report's sections in reading order, one after the other
+def _sections(  # noqa: C901, PLR0915 - the report sections in reading order, one by one
     report: ValidationReport, decision: Mapping[str, Any] | None, images: Sequence[str]
 ) -> list[_Section]:
     m = report.metrics
@@ -128,11 +148,17 @@ def _sections(  # noqa: PLR0915 - the report's sections in reading order, one af
         + "."
     )
     head.paragraphs.append(
-        f"Accuracy {pct(m['accuracy'])}, 95% CI {pct(ci['low'])} .. {pct(ci['high'])} "
-        f"({ci['method']}); Wilson interval {pct(ci['wilson_low'])} .. {pct(ci['wilson_high'])} "
-        "(assumes independent rows). Always-up scores "
+        f"Accuracy {pct(m['accuracy'])}, {level_text(ci['level'])} CI {pct(ci['low'])} .. "
+        f"{pct(ci['high'])} ({ci['method']}); Wilson interval {pct(ci['wilson_low'])} .. "
+        f"{pct(ci['wilson_high'])} (assumes independent rows). Always-up scores "
         f"{pct(base_up['accuracy'])} and yesterday's direction {pct(base_y['accuracy'])} "
         "on the same rows."
+    )
+    head.paragraphs.append(
+        f"Effective sample size: {report.independent_outcomes}. Labels {report.horizon} "
+        "day(s) ahead overlap and the rows of one day move with the market, so the rows "
+        "carry less evidence than their number suggests; the intervals are as wide as that "
+        "requires."
     )
     sections.append(head)
 
@@ -200,7 +226,8 @@ def _sections(  # noqa: PLR0915 - the report's sections in reading order, one af
         comp.after.append(
             f"Primary metric {comparison.primary_metric}: difference "
             f"{_diff(comparison.primary_metric, comparison.primary_difference)}, "
-            f"95% CI {_diff(comparison.primary_metric, dci_low)} .. "
+            f"{level_text(comparison.primary_difference_level)} CI "
+            f"{_diff(comparison.primary_metric, dci_low)} .. "
             f"{_diff(comparison.primary_metric, dci_high)} "
             f"({comparison.primary_difference_method}): {comparison.verdict}."
         )
@@ -225,6 +252,11 @@ def _sections(  # noqa: PLR0915 - the report's sections in reading order, one af
         [
             ["cumulative return", pct(s["cumulative_return"]), pct(b["cumulative_return"])],
             ["annualised Sharpe", num(s["sharpe"], 2), num(b["sharpe"], 2)],
+            [
+                f"Sharpe, {level_text(_level_of(trading))} CI",
+                interval_text(trading.sharpe_ci),
+                interval_text(trading.buy_and_hold_sharpe_ci),
+            ],
             ["maximum drawdown", pct(s["max_drawdown"]), pct(b["max_drawdown"])],
             ["hit rate (days in market with a gain)", pct(s["hit_rate"]), pct(b["hit_rate"])],
             ["turnover (mean daily)", pct(s["turnover"]), pct(b["turnover"])],
@@ -232,6 +264,22 @@ def _sections(  # noqa: PLR0915 - the report's sections in reading order, one af
             ["trading days", str(s["n_days"]), str(b["n_days"])],
         ],
     )
+    difference = trading.sharpe_difference
+    trade.after.append(
+        "Sharpe difference, model minus buy and hold: "
+        + ("-" if difference is None else f"{difference:+.2f}")
+        + (
+            f", {level_text(trading.sharpe_difference_ci.level)} CI "
+            f"{interval_text(trading.sharpe_difference_ci, signed=True)} (paired: the same "
+            "resampled days for both)"
+            if trading.sharpe_difference_ci
+            else ""
+        )
+        + f". Over {s['n_days']} trading days a Sharpe ratio is known only roughly; an "
+        "interval that contains 0 (or a difference that does) is no evidence of an edge."
+    )
+    if trading.sharpe_ci:
+        trade.after.append(f"Sharpe intervals: {trading.sharpe_ci.method}.")
     trade.after.append(f"How: {trading.to_dict()['method']}.")
     trade.images = [n for n in images if n == "equity.png"]
     sections.append(trade)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from marketpredictor_train.validation.backtest import Comparison, SkillEvidence, _paired_interval
-from marketpredictor_train.validation.bootstrap import day_blocks
 from marketpredictor_train.validation.gate import decide, decide_unvalidated, verdict
 
 THRESHOLDS = {"accuracy": 0.6, "precision": 0.55, "recall": 0.5, "f1": 0.52}
@@ -131,7 +130,7 @@ def test_a_champion_that_is_not_comparable_is_left_out():
 
 def test_ten_challengers_within_noise_are_decided_by_the_documented_rule():
     """Ten challengers whose difference to one champion is within noise (the paired 90%
-    interval contains 0), from real paired day-block bootstraps: each is promoted exactly
+    interval contains 0), from real paired day-level intervals: each is promoted exactly
     when the interval's lower bound is above -margin, whatever its point estimate."""
     rng = np.random.default_rng(25)  # a draw with both outcomes among ten within-noise pairs
     n_days, tickers = 120, 8
@@ -142,13 +141,14 @@ def test_ten_challengers_within_noise_are_decided_by_the_documented_rule():
         return np.clip(0.5 + 0.1 * (2 * y - 1) + rng.normal(0, 0.25, y.size), 0.01, 0.99)
 
     champion = model_of_the_same_quality()
-    blocks = day_blocks(dates, horizon=1, seed=1)
     outcomes = []
     for k in range(10):
         # the champion's calls, a growing share of rows replaced by another model as good
         other = model_of_the_same_quality()
         challenger = np.where(rng.random(y.size) < 0.1 + 0.04 * k, other, champion)
-        low, high = _paired_interval("accuracy", blocks, y, challenger, champion, 1, level=0.9)
+        low, high = _paired_interval(
+            "accuracy", dates, y, challenger, champion, horizon=1, level=0.9
+        ).bounds
         diff = float(np.mean((challenger >= 0.5) == y) - np.mean((champion >= 0.5) == y))
         assert low <= 0 <= high, "each challenger is within noise of the champion"
         decision = decide(

@@ -460,3 +460,58 @@ def test_points_is_a_signed_difference_in_percentage_points(value, expected):
 )
 def test_metric_cell_shows_rates_as_percent_and_scores_as_numbers(name, value, expected):
     assert metric_cell(name, value) == expected
+
+
+# ----------------------------------------------------------------- intervals
+
+
+def test_the_report_states_the_effective_sample_size_and_the_sharpe_intervals(
+    written, report: ValidationReport
+):
+    md = (written[0] / REPORT_MD).read_text()
+    ci = report.accuracy_ci
+    assert ci["effective_n"] == pytest.approx(ci["n_days"] / report.horizon)
+    assert ci["horizon"] == report.horizon and ci["level"] == 0.95
+    assert f"Effective sample size: {report.independent_outcomes}." in md
+    assert f"about {ci['n_days']} independent outcomes ({ci['n_days']} trading days" in md
+    trading = section(md, "## Trading view", "## Per ticker")
+    strategy, difference = report.trading.sharpe_ci, report.trading.sharpe_difference_ci
+    assert strategy is not None and difference is not None
+    assert f"| Sharpe, 95% CI | {strategy.low:.2f} .. {strategy.high:.2f} |" in trading
+    assert f"95% CI {difference.low:+.2f} .. {difference.high:+.2f} (paired" in trading
+
+
+def test_the_console_says_how_many_independent_outcomes_and_shows_the_sharpe_intervals(
+    report: ValidationReport, monkeypatch: pytest.MonkeyPatch
+):
+    import io
+
+    from rich.console import Console
+
+    from marketpredictor_train.cli import _console, _render
+
+    console = Console(file=io.StringIO(), width=200)
+    monkeypatch.setattr(_console, "err_console", lambda: console)
+    _render._render_validation(report)
+    text = console.file.getvalue()
+    assert report.independent_outcomes in text
+    strategy = report.trading.sharpe_ci
+    assert strategy is not None
+    assert f"(95% CI {strategy.low:.2f} .. {strategy.high:.2f})" in text
+    assert "Sharpe difference" in text
+
+
+def test_mlflow_metrics_carry_the_effective_sample_size_and_the_sharpe_intervals(
+    report: ValidationReport,
+):
+    from marketpredictor_train.tracking.mlflow_runs import report_metrics
+
+    values = report_metrics(report)
+    assert values["accuracy_ci_effective_n"] == report.accuracy_ci["effective_n"]
+    strategy = report.trading.sharpe_ci
+    assert strategy is not None
+    assert values["strategy_sharpe_ci_low"] == pytest.approx(strategy.low)
+    assert values["sharpe_difference_vs_buy_and_hold"] == pytest.approx(
+        report.trading.sharpe_difference
+    )
+    assert {"sharpe_difference_ci_low", "sharpe_difference_ci_high"} <= set(values)
