@@ -43,7 +43,10 @@ def test_train_uses_the_tuned_parameters_of_its_model_type_and_says_so(cli, tmp_
 
     out = tmp_path / "train.json"
     result = cli("train", "--dry-run", *TRAIN_FLAGS, "--output-json", out)
-    assert result.exit_code in (0, 2), result.output
+    # Seeded on fixed sample prices, so the outcome is fixed: an honest daily model (about
+    # 50% on this backtest) fails the seed's 60% accuracy / 55% precision by a wide
+    # margin, and a dry run that fails the gate exits 2.
+    assert result.exit_code == 2, result.output
     doc = _json(out)
     assert doc["param_source"] == "best_hyperparameters.json"
     assert doc["params"] == tuned
@@ -63,7 +66,7 @@ def test_train_ignores_tuned_parameters_of_another_model_type(cli, tmp_path):
     )
     out = tmp_path / "train.json"
     result = cli("train", "--dry-run", "--model-type", "rf", *TRAIN_FLAGS, "--output-json", out)
-    assert result.exit_code in (0, 2), result.output
+    assert result.exit_code == 2, result.output  # fails the gate, as above
     doc = _json(out)
     assert doc["param_source"] == "defaults" and doc["model_type"] == "rf"
 
@@ -73,7 +76,7 @@ def test_train_optimize_tunes_first_and_a_dry_run_writes_no_params_file(cli, tmp
     result = cli(
         "train", "--optimize", "--trials", "2", "--dry-run", *TRAIN_FLAGS, "--output-json", out
     )
-    assert result.exit_code in (0, 2), result.output
+    assert result.exit_code == 2, result.output  # fails the gate, as above
     doc = _json(out)
     assert doc["param_source"] == "optimize"
     assert "optimize" in doc["timings"]
@@ -94,7 +97,9 @@ def test_train_optimize_saves_the_params_file(cli, tmp_path):
         "--study-name",
         "weekly",
     )
-    assert result.exit_code in (0, 2), result.output
+    # Not a dry run, and accuracy's bar is off, but precision (about 45% < 55%) still
+    # fails: the version is saved, not promoted, exit 2; the params file is written anyway.
+    assert result.exit_code == 2, result.output
     best = _json(Path("models/best_hyperparameters.json"))
     assert best["study_name"] == "weekly" and best["storage"].endswith("studies.db")
 
