@@ -37,6 +37,7 @@ def test_optimize_writes_its_result_and_the_best_parameters(cli, tmp_path):
     assert "Saved models/best_hyperparameters.json" in result.output
 
 
+@pytest.mark.slow
 def test_train_uses_the_tuned_parameters_of_its_model_type_and_says_so(cli, tmp_path):
     assert cli("optimize", "--trials", "2", *SMALL_FLAGS).exit_code == 0
     tuned = _json(Path("models/best_hyperparameters.json"))["params"]
@@ -57,6 +58,7 @@ def test_train_uses_the_tuned_parameters_of_its_model_type_and_says_so(cli, tmp_
     )
 
 
+@pytest.mark.slow
 def test_train_ignores_tuned_parameters_of_another_model_type(cli, tmp_path):
     from marketpredictor_train.tuning.best_params import write_best_params
 
@@ -71,6 +73,7 @@ def test_train_ignores_tuned_parameters_of_another_model_type(cli, tmp_path):
     assert doc["param_source"] == "defaults" and doc["model_type"] == "rf"
 
 
+@pytest.mark.slow
 def test_train_optimize_tunes_first_and_a_dry_run_writes_no_params_file(cli, tmp_path):
     out = tmp_path / "train.json"
     result = cli(
@@ -83,6 +86,7 @@ def test_train_optimize_tunes_first_and_a_dry_run_writes_no_params_file(cli, tmp
     assert not Path("models/best_hyperparameters.json").exists()
 
 
+@pytest.mark.slow
 def test_train_optimize_saves_the_params_file(cli, tmp_path):
     result = cli(
         "train",
@@ -104,6 +108,7 @@ def test_train_optimize_saves_the_params_file(cli, tmp_path):
     assert best["study_name"] == "weekly" and best["storage"].endswith("studies.db")
 
 
+@pytest.mark.slow
 def test_no_pruning_flag_reaches_the_study(cli, tmp_path):
     out = tmp_path / "o.json"
     result = cli("optimize", "--trials", "1", "--no-pruning", *SMALL_FLAGS, "--output-json", out)

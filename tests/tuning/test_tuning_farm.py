@@ -21,6 +21,10 @@ import pytest
 from tests.tuning.conftest import SMALL_FLAGS
 from tests.tuning.helpers import free_port, mptrain_process, wait_for
 
+# Real worker processes and a real MLflow server: tens of seconds each, a minute for the
+# server.
+pytestmark = pytest.mark.slow
+
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 

@@ -61,6 +61,7 @@ def test_train_refuses_a_leaky_feature_before_fitting(leaky, random_walk, settin
     assert not list(Path("models").glob("*.bin"))
 
 
+@pytest.mark.slow
 def test_an_unguarded_leak_scores_near_100_percent_where_honesty_scores_50(
     leaky, monkeypatch, random_walk, random_walk_run, settings_for
 ):

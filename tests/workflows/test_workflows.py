@@ -535,6 +535,7 @@ def test_unchanged_store_makes_no_commit(origin, tmp_path):
     assert len(_git(origin, "log", "--format=%s", "model-store").splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_store_change_during_a_run_is_not_overwritten(origin, tmp_path):
     """An operator's rollback pushed while a run trains survives: the run's push fails."""
     first = _job(origin, tmp_path, "run1")
