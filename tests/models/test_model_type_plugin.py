@@ -92,6 +92,7 @@ def test_without_the_package_the_type_is_unknown(cli):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # two processes, each allowed 300 s by the test itself
 def test_mptrain_processes_tune_and_train_the_installed_plugin(plugin_site, tmp_path):
     env = {"PYTHONPATH": str(plugin_site), "MPTRAIN_CV_FOLDS": "2"}
     tuned = mptrain_process(
