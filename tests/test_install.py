@@ -110,6 +110,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_installed_wheel_runs_mptrain_and_finds_the_sample_data(wheel: Path, tmp_path: Path):
     """Install the wheel in a fresh virtual environment (as pipx does) and use it there.
 

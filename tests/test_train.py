@@ -74,6 +74,7 @@ def test_output_json_documents_the_run(cli, tmp_path):
     assert set(doc["metrics"]) >= {"accuracy", "precision", "recall", "f1"}
 
 
+@pytest.mark.slow
 def test_promotion_is_a_verified_self_describing_file(cli, tmp_path):
     """A promoted model is prod_model.bin, byte-identical to its version, whose manifest
     says what it is; the history records the promotion."""
@@ -94,6 +95,7 @@ def test_promotion_is_a_verified_self_describing_file(cli, tmp_path):
     assert [(r.action, r.to_version) for r in history] == [("promote", version)]
 
 
+@pytest.mark.slow
 def test_challenger_is_compared_with_production_on_the_same_rows(cli, tmp_path):
     """The second run scores the production model on its backtest: the same seed and data
     give the same model, so production's metrics equal the first run's and the challenger
@@ -109,6 +111,7 @@ def test_challenger_is_compared_with_production_on_the_same_rows(cli, tmp_path):
     assert ModelStore(Path("models")).production().version == two["version"]
 
 
+@pytest.mark.slow
 def test_force_promotes_below_thresholds_and_history_says_forced(cli, tmp_path):
     out = tmp_path / "r.json"
     result = cli("train", *FAST, "--min-accuracy", "0.99", "--force", "--output-json", out)
@@ -120,6 +123,7 @@ def test_force_promotes_below_thresholds_and_history_says_forced(cli, tmp_path):
     assert record.forced is True
 
 
+@pytest.mark.slow
 def test_dry_run_never_promotes_nor_writes_models(cli, tmp_path):
     out = tmp_path / "r.json"
     result = cli("train", *FAST, *LOW_BAR, "--dry-run", "--output-json", out)
@@ -129,12 +133,14 @@ def test_dry_run_never_promotes_nor_writes_models(cli, tmp_path):
     assert not any(Path("models").glob("*.bin")) if Path("models").exists() else True
 
 
+@pytest.mark.slow
 def test_dry_run_reports_a_failing_gate_with_exit_2(cli):
     result = cli("train", *FAST, "--dry-run")
     assert result.exit_code == 2, result.output
     assert "accuracy below threshold" in result.output
 
 
+@pytest.mark.slow
 def test_json_log_lines_have_exactly_the_seed_fields(cli):
     assert cli("train", *FAST, *LOW_BAR).exit_code == 0
     lines = [json.loads(line) for line in Path("logs/training.log").read_text().splitlines()]
@@ -146,6 +152,7 @@ def test_json_log_lines_have_exactly_the_seed_fields(cli):
     assert complete[0]["module"] == "train" and complete[0]["function"] == "train"
 
 
+@pytest.mark.slow
 def test_mlflow_run_has_the_seed_metrics_model_and_decision(cli, tmp_path, monkeypatch):
     """With no MLFLOW_TRACKING_URI the default local store in the working directory is
     used, so `mlflow ui` started there shows the run."""
@@ -174,6 +181,7 @@ def test_mlflow_run_has_the_seed_metrics_model_and_decision(cli, tmp_path, monke
     assert artifacts == [f"model/model_{doc['version']}.bin"]
 
 
+@pytest.mark.slow
 def test_manual_copy_rollback_is_identified(cli, tmp_path):
     """The seed's `cp models/model_X.bin models/prod_model.bin` gives a production model
     that train recognises and compares against."""
@@ -245,6 +253,7 @@ def test_too_little_data_fails_with_insufficient_data(cli, tmp_path):
     assert _json(out)["error"]["type"] in {"TrainingError", "DataError"}
 
 
+@pytest.mark.slow
 def test_a_champion_promoted_by_a_concurrent_run_is_not_overwritten(cli, tmp_path, monkeypatch):
     """Between scoring production and promoting, another run promotes its model: this run
     must not replace a champion it never compared itself with (exit 2, nothing lost)."""
@@ -269,6 +278,7 @@ def test_a_champion_promoted_by_a_concurrent_run_is_not_overwritten(cli, tmp_pat
     assert Store(Path("models")).production().version == rival.version
 
 
+@pytest.mark.slow
 def test_feature_spec_from_the_config_file_is_used_and_saved(cli, tmp_path):
     """`[[features]]` in mptrain.toml replaces the default set; the model file records the
     spec and its hash, and only that spec's columns are fed to the model."""

@@ -58,6 +58,7 @@ def test_show_completion_prints_the_script_of_the_users_shell(shell: str, tmp_pa
         assert check.returncode == 0, check.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("shell", "script_path", "rc_file"),
     [

@@ -231,6 +231,7 @@ def _merge_many(root: str, offset: int, rounds: int, barrier) -> None:
         )
 
 
+@pytest.mark.slow
 def test_concurrent_writers_never_lose_or_break_the_file(tmp_path):
     """Two processes merge overlapping slices into one ticker at once: every slice
     survives (union of dates) and the file stays valid."""

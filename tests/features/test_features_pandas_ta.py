@@ -5,6 +5,7 @@ ahead or cannot give one value per row."""
 from __future__ import annotations
 
 import numpy as np
+import pandas_ta as ta
 import polars as pl
 import pytest
 
@@ -17,9 +18,6 @@ from marketpredictor_train.features import (
     model_feature_names,
     warmup_rows,
 )
-
-pd = pytest.importorskip("pandas")
-ta = pytest.importorskip("pandas_ta")
 
 CMO = Indicator("pandas_ta", {"function": "cmo", "kwargs": {"length": 9}, "model": "as_is"})
 KAMA = Indicator("pandas_ta", {"function": "kama", "kwargs": {"length": 10}, "model": "dist"})

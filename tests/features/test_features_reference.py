@@ -5,8 +5,11 @@ bandwidth, volume ratio, and the scale-free model columns."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import pandas_ta as ta
 import polars as pl
 import pytest
+import talib
 from numpy.lib.stride_tricks import sliding_window_view
 
 from marketpredictor_train.features import (
@@ -67,7 +70,6 @@ def test_rolling_vwap_is_the_window_volume_weighted_typical_price(per_ticker, n)
 
 @pytest.mark.parametrize("n", [1, 10, 20])
 def test_obv_flow_is_the_obv_change_over_the_window_volume(per_ticker, n):
-    talib = pytest.importorskip("talib")
     for a, f in per_ticker:
         obv = talib.OBV(a["close"], a["volume"])
         expected = np.full(len(obv), np.nan)
@@ -78,8 +80,6 @@ def test_obv_flow_is_the_obv_change_over_the_window_volume(per_ticker, n):
 
 @pytest.mark.parametrize(("n", "m"), [(20, 2.0), (10, 1.5)])
 def test_bollinger_percent_b_and_bandwidth_match_pandas_ta(per_ticker, n, m):
-    pd = pytest.importorskip("pandas")
-    ta = pytest.importorskip("pandas_ta")
     for a, f in per_ticker:
         close = pd.Series(a["close"])
         bands = ta.bbands(close, n, m, m, ddof=0, talib=False)

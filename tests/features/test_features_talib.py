@@ -9,10 +9,9 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 import pytest
+import talib
 
 from marketpredictor_train.features import FeatureSpec, Indicator, build_features
-
-talib = pytest.importorskip("talib")
 
 RSI = (2, 9, 14, 30)
 MACD = ((12, 26, 9), (5, 35, 5), (8, 17, 9), (3, 10, 16))

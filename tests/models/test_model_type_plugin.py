@@ -91,6 +91,8 @@ def test_without_the_package_the_type_is_unknown(cli):
     assert "Unknown model type 'logit'" in result.output
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # two processes, each allowed 300 s by the test itself
 def test_mptrain_processes_tune_and_train_the_installed_plugin(plugin_site, tmp_path):
     env = {"PYTHONPATH": str(plugin_site), "MPTRAIN_CV_FOLDS": "2"}
     tuned = mptrain_process(
@@ -108,7 +110,9 @@ def test_mptrain_processes_tune_and_train_the_installed_plugin(plugin_site, tmp_
         cwd=tmp_path, env_extra=env,
     )  # fmt: skip
     out, _ = trained.communicate(timeout=300)
-    assert trained.returncode in (0, 2), out
+    # Seeded on fixed sample prices: the plugin's logistic regression scores about 50% and
+    # fails the seed's thresholds, and a dry run that fails the gate exits 2.
+    assert trained.returncode == 2, out
     result = json.loads((tmp_path / "train.json").read_text())
     assert result["model_type"] == "logit"
     assert result["param_source"] == "best_hyperparameters.json"

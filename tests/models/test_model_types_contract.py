@@ -15,6 +15,9 @@ class TestXGBoostContract(ModelTypeContract):
         return get_model_type("xgb")
 
 
+# A 300-tree forest per fit makes this class the slowest contract run (about 10 s); rf's
+# safe payload stays in the quick subset through test_device_and_builtins.
+@pytest.mark.slow
 class TestRandomForestContract(ModelTypeContract):
     @pytest.fixture
     def model_type(self):

@@ -241,6 +241,7 @@ def _complete(words: str, env: dict[str, str] | None = None) -> list[str]:
     return out.stdout.split()
 
 
+@pytest.mark.slow
 def test_rollback_version_completion_offers_the_store_versions(three_promoted, models_dir):
     a, b, c = three_promoted
     assert _complete("mptrain rollback --version ") == [c.version, b.version, a.version]

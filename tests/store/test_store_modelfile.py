@@ -8,6 +8,7 @@ import pickle
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 from store_helpers import make_manifest, payload_for
 
@@ -119,7 +120,6 @@ def test_non_finite_metrics_are_stored_as_null_so_the_manifest_stays_standard_js
 
 
 def test_numpy_scalars_become_plain_numbers(tmp_path: Path) -> None:
-    np = pytest.importorskip("numpy")
     path = tmp_path / "m.bin"
     write_model_file(path, {"n": np.int64(7), "acc": np.float32(0.5)}, b"x")
     assert read_model_file(path).manifest == {"n": 7, "acc": 0.5}

@@ -37,13 +37,17 @@ def test_optimize_writes_its_result_and_the_best_parameters(cli, tmp_path):
     assert "Saved models/best_hyperparameters.json" in result.output
 
 
+@pytest.mark.slow
 def test_train_uses_the_tuned_parameters_of_its_model_type_and_says_so(cli, tmp_path):
     assert cli("optimize", "--trials", "2", *SMALL_FLAGS).exit_code == 0
     tuned = _json(Path("models/best_hyperparameters.json"))["params"]
 
     out = tmp_path / "train.json"
     result = cli("train", "--dry-run", *TRAIN_FLAGS, "--output-json", out)
-    assert result.exit_code in (0, 2), result.output
+    # Seeded on fixed sample prices, so the outcome is fixed: an honest daily model (about
+    # 50% on this backtest) fails the seed's 60% accuracy / 55% precision by a wide
+    # margin, and a dry run that fails the gate exits 2.
+    assert result.exit_code == 2, result.output
     doc = _json(out)
     assert doc["param_source"] == "best_hyperparameters.json"
     assert doc["params"] == tuned
@@ -54,6 +58,7 @@ def test_train_uses_the_tuned_parameters_of_its_model_type_and_says_so(cli, tmp_
     )
 
 
+@pytest.mark.slow
 def test_train_ignores_tuned_parameters_of_another_model_type(cli, tmp_path):
     from marketpredictor_train.tuning.best_params import write_best_params
 
@@ -63,23 +68,25 @@ def test_train_ignores_tuned_parameters_of_another_model_type(cli, tmp_path):
     )
     out = tmp_path / "train.json"
     result = cli("train", "--dry-run", "--model-type", "rf", *TRAIN_FLAGS, "--output-json", out)
-    assert result.exit_code in (0, 2), result.output
+    assert result.exit_code == 2, result.output  # fails the gate, as above
     doc = _json(out)
     assert doc["param_source"] == "defaults" and doc["model_type"] == "rf"
 
 
+@pytest.mark.slow
 def test_train_optimize_tunes_first_and_a_dry_run_writes_no_params_file(cli, tmp_path):
     out = tmp_path / "train.json"
     result = cli(
         "train", "--optimize", "--trials", "2", "--dry-run", *TRAIN_FLAGS, "--output-json", out
     )
-    assert result.exit_code in (0, 2), result.output
+    assert result.exit_code == 2, result.output  # fails the gate, as above
     doc = _json(out)
     assert doc["param_source"] == "optimize"
     assert "optimize" in doc["timings"]
     assert not Path("models/best_hyperparameters.json").exists()
 
 
+@pytest.mark.slow
 def test_train_optimize_saves_the_params_file(cli, tmp_path):
     result = cli(
         "train",
@@ -94,11 +101,14 @@ def test_train_optimize_saves_the_params_file(cli, tmp_path):
         "--study-name",
         "weekly",
     )
-    assert result.exit_code in (0, 2), result.output
+    # Not a dry run, and accuracy's bar is off, but precision (about 45% < 55%) still
+    # fails: the version is saved, not promoted, exit 2; the params file is written anyway.
+    assert result.exit_code == 2, result.output
     best = _json(Path("models/best_hyperparameters.json"))
     assert best["study_name"] == "weekly" and best["storage"].endswith("studies.db")
 
 
+@pytest.mark.slow
 def test_no_pruning_flag_reaches_the_study(cli, tmp_path):
     out = tmp_path / "o.json"
     result = cli("optimize", "--trials", "1", "--no-pruning", *SMALL_FLAGS, "--output-json", out)

@@ -21,6 +21,11 @@ import pytest
 from tests.tuning.conftest import SMALL_FLAGS
 from tests.tuning.helpers import free_port, mptrain_process, wait_for
 
+# Real worker processes and a real MLflow server: tens of seconds each, a minute for the
+# server. Each wait below is bounded on its own (a worker may run 300 s before _finish
+# fails it), so the suite's 300 s per-test backstop is raised above those waits.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 

@@ -98,6 +98,7 @@ def test_without_pruning_every_fold_runs_every_round(small_dataset):
     assert 0.6 < trial.value < 1.0  # validation log loss around ln 2 on daily direction
 
 
+@pytest.mark.slow
 def test_the_backtest_never_informs_tuning(small_dataset, small_settings):
     """Scrambling every backtest row (features and labels) changes no trial's score."""
     scrambled_backtest = small_dataset.backtest.with_columns(
@@ -118,6 +119,7 @@ def test_the_backtest_never_informs_tuning(small_dataset, small_settings):
     assert first.best_params == second.best_params
 
 
+@pytest.mark.slow
 def test_the_first_trial_replays_the_defaults_without_a_production_model(
     small_dataset, small_settings
 ):
@@ -130,6 +132,7 @@ def test_the_first_trial_replays_the_defaults_without_a_production_model(
     assert first.params == {k: defaults[k] for k in first.params}
 
 
+@pytest.mark.slow
 def test_the_first_trial_replays_the_production_model_of_the_same_type(
     small_dataset, small_settings
 ):
@@ -149,6 +152,7 @@ def test_the_first_trial_replays_the_production_model_of_the_same_type(
     assert other.baseline == "defaults"
 
 
+@pytest.mark.slow
 def test_a_rerun_resumes_the_same_study(small_dataset, small_settings):
     settings = small_settings(trials=2)
     first = tune(settings, get_model_type("xgb"), small_dataset, device="cpu")
@@ -159,6 +163,7 @@ def test_a_rerun_resumes_the_same_study(small_dataset, small_settings):
     assert second.baseline is None  # the defaults already ran in this study
 
 
+@pytest.mark.slow
 def test_a_study_of_another_model_type_is_refused(small_dataset, small_settings):
     settings = small_settings(trials=1, study_name="shared")
     tune(settings, get_model_type("xgb"), small_dataset, device="cpu")
@@ -166,6 +171,7 @@ def test_a_study_of_another_model_type_is_refused(small_dataset, small_settings)
         tune(settings, get_model_type("lgb"), small_dataset, device="cpu")
 
 
+@pytest.mark.slow
 def test_progress_reports_each_trial_with_the_best_score(small_dataset, small_settings):
     events = []
     tune(
@@ -181,6 +187,7 @@ def test_progress_reports_each_trial_with_the_best_score(small_dataset, small_se
     assert trials[-1].description.startswith("best log loss 0.")
 
 
+@pytest.mark.slow
 def test_optimize_writes_best_hyperparameters_json(small_settings):
     settings = small_settings(trials=2)
     result = optimize(settings)

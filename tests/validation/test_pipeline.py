@@ -70,6 +70,7 @@ def _production_accuracy_by_hand(models: Path, source: Path, backtest_start: str
     return rows.height, float(np.mean(pred == rows.get_column("label").to_numpy()))
 
 
+@pytest.mark.slow
 def test_a_worse_challenger_is_refused_on_the_same_rows(
     champion_store, champion_run, small_late_signal_market, settings_for
 ):
@@ -101,6 +102,7 @@ def test_a_worse_challenger_is_refused_on_the_same_rows(
     assert mcnemar["p_value"] < 0.01
 
 
+@pytest.mark.slow
 def test_force_promotes_a_worse_model_and_the_history_says_forced(
     champion_store, small_late_signal_market, settings_for
 ):
@@ -113,6 +115,7 @@ def test_force_promotes_a_worse_model_and_the_history_says_forced(
     assert store.history()[-1].forced is True
 
 
+@pytest.mark.slow
 def test_dry_run_never_promotes_and_reports_under_the_logs_folder(
     champion_store, champion_run, small_signal_market, settings_for
 ):
@@ -127,6 +130,7 @@ def test_dry_run_never_promotes_and_reports_under_the_logs_folder(
     assert (report / "report.md").is_file() and (report / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_skip_validation_saves_but_promotes_only_with_force(small_signal_market, settings_for):
     skipped = api.train(settings_for(small_signal_market, skip_validation=True))
     assert skipped.status == "not_validated" and skipped.exit_code == 0
@@ -147,6 +151,7 @@ def test_skip_validation_saves_but_promotes_only_with_force(small_signal_market,
     assert ModelStore(Path("models")).history()[-1].forced is True
 
 
+@pytest.mark.slow
 def test_refit_promotes_a_model_fitted_on_every_row_without_claiming_its_metrics(
     small_signal_market, settings_for
 ):
@@ -166,6 +171,7 @@ def test_refit_promotes_a_model_fitted_on_every_row_without_claiming_its_metrics
         api.validate(settings_for(small_signal_market))
 
 
+@pytest.mark.slow
 def test_refit_never_happens_to_a_model_that_is_not_promoted(
     small_late_signal_market, settings_for
 ):

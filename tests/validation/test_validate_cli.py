@@ -24,6 +24,7 @@ def trained(cli, small_signal_market, tmp_path):
     return _json(out)
 
 
+@pytest.mark.slow
 def test_validate_production_a_version_and_a_model_file(
     cli, trained, small_signal_market, tmp_path
 ):
@@ -53,6 +54,7 @@ def test_validate_production_a_version_and_a_model_file(
         assert f"{doc['metrics']['accuracy']:.2%}" in (folder / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_train_logs_the_report_to_mlflow(trained):
     import mlflow
 
@@ -66,6 +68,7 @@ def test_train_logs_the_report_to_mlflow(trained):
     assert Path(trained["report_dir"]) == Path("models") / "reports" / trained["version"]
 
 
+@pytest.mark.slow
 def test_validate_logs_its_own_mlflow_run_with_the_report(
     cli, trained, small_signal_market, tmp_path
 ):
@@ -87,6 +90,7 @@ def test_validate_logs_its_own_mlflow_run_with_the_report(
     assert {"report.md", "report.html", "report.json"} <= names
 
 
+@pytest.mark.slow
 def test_validate_below_thresholds_exits_2_and_compares_with_production(
     cli, champion_store, small_late_signal_market, tmp_path
 ):
@@ -131,6 +135,7 @@ def test_validate_an_unknown_version_is_a_configuration_error(cli, small_signal_
     assert "Unknown model version" in result.output
 
 
+@pytest.mark.slow
 def test_train_validation_flags_reach_the_backtest(cli, small_signal_market, tmp_path):
     out = tmp_path / "r.json"
     report_dir = tmp_path / "report"
@@ -168,6 +173,7 @@ def test_train_validation_flags_reach_the_backtest(cli, small_signal_market, tmp
     assert (report_dir / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_train_skip_validation_through_the_cli(cli, small_signal_market, tmp_path):
     out = tmp_path / "r.json"
     result = cli(
