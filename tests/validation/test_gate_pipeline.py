@@ -72,6 +72,7 @@ def test_random_walks_promote_nothing_under_the_default_gate(tmp_path, settings_
     assert "skill" in result.reason or "probabilities" in result.reason
 
 
+@pytest.mark.slow
 def test_a_refit_champion_does_not_block_an_honest_challenger(tmp_path, settings_for):
     """A champion refit on every row has seen the whole backtest; scored there it would look
     unbeatable. It is left out of the comparison and the challenger is judged on its own."""
@@ -88,6 +89,7 @@ def test_a_refit_champion_does_not_block_an_honest_challenger(tmp_path, settings
     assert ModelStore(models).production().version == challenger.version
 
 
+@pytest.mark.slow
 def test_the_dead_band_leaves_backtest_rows_alone(tmp_path, settings_for):
     source = write(market(seed=4, **SMALL), tmp_path / "walk.csv")
     plain = api.train(settings_for(source, dry_run=True, **LOW_BAR))
@@ -98,6 +100,7 @@ def test_the_dead_band_leaves_backtest_rows_alone(tmp_path, settings_for):
     assert any("training labels only" in n for n in banded.validation.notes)
 
 
+@pytest.mark.slow
 def test_parameters_tuned_on_a_window_that_reaches_into_the_backtest_are_refused(cli, tmp_path):
     source = write(market(seed=6, **SMALL), tmp_path / "walk.csv")
     tuned = cli("optimize", "--source", source, "--trials", 1, "--cv-folds", 2)
@@ -118,6 +121,7 @@ def test_parameters_tuned_on_a_window_that_reaches_into_the_backtest_are_refused
     assert "tuned with another horizon (2 vs 1), purge gap (horizon + embargo) (2 vs 1)" in said
 
 
+@pytest.mark.slow
 def test_calibration_is_fitted_saved_applied_and_shown(tmp_path, settings_for, small_signal_market):
     models = tmp_path / "m"
     result = api.train(settings_for(small_signal_market, models_dir=models, force=True))
@@ -151,6 +155,7 @@ def test_a_malformed_calibration_in_a_manifest_is_a_model_file_error():
     assert platt.apply(np.array([0.3]))[0] == pytest.approx(0.3)
 
 
+@pytest.mark.slow
 def test_rows_outside_the_index_membership_are_left_out(cli, tmp_path):
     frame = market(seed=8, **SMALL)
     source = write(frame, tmp_path / "walk.csv")
@@ -182,6 +187,7 @@ def test_rows_outside_the_index_membership_are_left_out(cli, tmp_path):
     assert missing.exit_code == 3
 
 
+@pytest.mark.slow
 def test_models_list_and_rollback_speak_of_the_gate(cli, tmp_path, settings_for):
     source = write(market(seed=9, **SMALL), tmp_path / "walk.csv")
     models = tmp_path / "m"

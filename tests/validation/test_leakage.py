@@ -136,6 +136,7 @@ def test_a_broken_split_stops_the_run():
         enforce_purge(overlapping, frame, 1)
 
 
+@pytest.mark.slow
 def test_train_and_optimize_see_the_same_rows_when_the_guard_drops_some(cli, tmp_path):
     """Both commands get their rows from one guarded build: with a ticker whose missing
     days make the purge drop training rows, `train` and `optimize` still report the same
