@@ -16,6 +16,8 @@ from marketpredictor_train.errors import EXIT_SUCCESS, MptrainError
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import polars as pl
+
     from marketpredictor_train.data.inventory import CacheInventory
     from marketpredictor_train.data.loader import LoadedData
     from marketpredictor_train.data.yahoo import RefreshReport
@@ -170,6 +172,50 @@ class ValidateResult(Result):
         doc = _fields(self, "validation")
         doc["report_files"] = list(self.report_files)
         doc["validation"] = self.validation.to_dict()
+        return doc
+
+
+@dataclass(frozen=True)
+class PredictResult(Result):
+    """What one `mptrain predict` predicted: P(up) per ticker and date, and which model on
+    which data said so."""
+
+    command: ClassVar[str] = "predict"
+
+    status: str  # "predicted"
+    exit_code: int
+    target: str  # "production" | "version" | "model_file"
+    version: str | None
+    model_path: str
+    model_type: str
+    horizon: int
+    decision_threshold: float
+    date: str | None  # the date predicted (ISO); None with --all-dates
+    all_dates: bool
+    # ticker, date, probability_up, prediction ("up" | "down"), sorted by ticker and date
+    predictions: pl.DataFrame = field(compare=False, repr=False)
+    output: str | None
+    data_window: dict[str, Any]
+    dropped_tickers: dict[str, str]
+    duration_s: float
+    run_id: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def n_predictions(self) -> int:
+        return self.predictions.height
+
+    def records(self) -> list[dict[str, Any]]:
+        """The predictions as JSON-ready rows (dates as ISO text)."""
+        return [
+            {**row, "date": row["date"].isoformat()}
+            for row in self.predictions.iter_rows(named=True)
+        ]
+
+    def payload(self) -> dict[str, Any]:
+        doc = _fields(self, "predictions")
+        doc["n_predictions"] = self.n_predictions
+        doc["predictions"] = self.records()
         return doc
 
 
