@@ -24,9 +24,11 @@ if TYPE_CHECKING:
     from marketpredictor_train.store.history import PromotionRecord
     from marketpredictor_train.store.hooks import HookOutcome
     from marketpredictor_train.store.store import StoredModel, UnreadableFile
-    from marketpredictor_train.tuning.results import TuningOutcome
 
-    # Re-exported for type hints of the CLI, which imports only api, config, errors, results.
+    # The `X as X` names are re-exported for type hints of the CLI, which imports only
+    # api, config, errors and results.
+    from marketpredictor_train.tracking.registry import RegistryStatus as RegistryStatus
+    from marketpredictor_train.tuning.results import TuningOutcome
     from marketpredictor_train.validation.backtest import ValidationReport as ValidationReport
 
 SCHEMA_VERSION = 1
@@ -84,6 +86,10 @@ class Result:
         }
 
 
+def _registry(status: RegistryStatus | None) -> dict[str, Any] | None:
+    return None if status is None else status.to_dict()
+
+
 def _fields(obj: Any, *skip: str) -> dict[str, Any]:
     """A dataclass's own fields (shallow), without the envelope's and ``skip``."""
     left_out = {"status", "exit_code", "warnings", *skip}
@@ -131,11 +137,15 @@ class TrainResult(Result):
     metrics_of: str = "the saved model, on the backtest"
     report_dir: str | None = None
     report_files: tuple[str, ...] = ()
+    # The MLflow Model Registry after the run; None without MLflow, on a dry run, or
+    # when the registry could not be reached (then a warning says so).
+    registry: RegistryStatus | None = None
 
     def payload(self) -> dict[str, Any]:
         doc = _fields(self, "validation")
         doc["report_files"] = list(self.report_files)
         doc["validation"] = None if self.validation is None else self.validation.to_dict()
+        doc["registry"] = _registry(self.registry)
         return doc
 
 
@@ -167,11 +177,13 @@ class ValidateResult(Result):
     run_id: str
     warnings: tuple[str, ...] = ()
     mlflow_run_id: str | None = None
+    registry: RegistryStatus | None = None
 
     def payload(self) -> dict[str, Any]:
         doc = _fields(self, "validation")
         doc["report_files"] = list(self.report_files)
         doc["validation"] = self.validation.to_dict()
+        doc["registry"] = _registry(self.registry)
         return doc
 
 
@@ -256,6 +268,7 @@ class RollbackResult(Result):
     status: str = "rolled_back"
     exit_code: int = EXIT_SUCCESS
     warnings: tuple[str, ...] = ()
+    registry: RegistryStatus | None = None
 
     @property
     def version(self) -> str:
@@ -273,6 +286,7 @@ class RollbackResult(Result):
             "record": self.record.to_dict(),
             "model": self.model.summary(),
             "hook": self.hook.to_dict() if self.hook.ran else None,
+            "registry": _registry(self.registry),
         }
 
 

@@ -14,19 +14,34 @@ if TYPE_CHECKING:
 def rollback(
     settings: Settings, version: str | None = None, *, reason: str | None = None
 ) -> RollbackResult:
-    """Make ``version`` production again (None: the previous production model), then run the
-    post-promotion command. If that command fails, :class:`PostPromoteHookFailed` (a
-    HookError, exit 1) is raised carrying this result; the rollback stands."""
+    """Make ``version`` production again (None: the previous production model), move the
+    MLflow registry's alias with it, then run the post-promotion command. If that command
+    fails, :class:`PostPromoteHookFailed` (a HookError, exit 1) is raised carrying this
+    result; the rollback stands, as it does when the registry cannot be reached."""
     from marketpredictor_train.store import ModelStore
     from marketpredictor_train.store.hooks import PostPromoteHookFailed, run_post_promote_hook
 
     store = ModelStore(settings.models_dir)
     if reason is None:
         reason = "rollback to previous production" if version is None else "rollback"
-    record = store.rollback(version, reason=reason)
+    registry, registered = None, None
+    if settings.mlflow:
+        from marketpredictor_train.tracking import Registry
+
+        # The target is checked (exit 3 when unknown) before the registry is asked for its
+        # model version, which the history then records.
+        target = store.get(version if version is not None else store.previous_production())
+        registry = Registry(settings)
+        registered = registry.ensure(target)
+        version = target.version
+    record = store.rollback(version, reason=reason, registered=registered)
     model = store.get(record.to_version)
+    status = registry.sync(store) if registry is not None else None
+    warnings = (registry.warning,) if registry is not None and registry.warning else ()
     hook = run_post_promote_hook(settings, record)
-    result = RollbackResult(record=record, model=model, hook=hook)
+    result = RollbackResult(
+        record=record, model=model, hook=hook, registry=status, warnings=warnings
+    )
     if not hook.ok:
         raise PostPromoteHookFailed(hook, result=result)
     return result
