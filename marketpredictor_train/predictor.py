@@ -3,7 +3,7 @@ store's production model or one of its versions) and :meth:`LoadedModel.predict`
 daily OHLCV bars into P(up) per ticker and date, with the model's own feature spec.
 
 Importing this module is cheap; loading a model imports Polars and the model's library,
-and nothing else a prediction does not need (no MLflow, Optuna, Typer or Rich). It logs
+and nothing else a prediction does not need (no MLflow, Optuna or Typer). It logs
 nothing, so a program that has not configured logging sees no stray lines.
 """
 
