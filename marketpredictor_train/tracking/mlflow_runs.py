@@ -118,7 +118,10 @@ class TrainingRun:
         registered = self.registry.log_and_register(model)
         if registered is not None:
             self._registered[model.version] = registered
-            self._log(tags={"mptrain.mlflow_model_version": registered.version})
+            try:
+                self._log(tags={"mptrain.mlflow_model_version": registered.version})
+            except Exception as exc:  # tracking must not stop a train
+                self._fail(exc)
         return registered
 
     def finish(
