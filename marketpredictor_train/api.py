@@ -7,6 +7,7 @@ program (or `mptrain --help`) pays only for what it uses.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,12 +18,14 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from marketpredictor_train.config import Settings
+    from marketpredictor_train.predictor import LoadedModel
     from marketpredictor_train.results import (
         DataCheckResult,
         DataFetchResult,
         DataInfoResult,
         ModelsListing,
         OptimizeResult,
+        PredictResult,
         PruneResult,
         RollbackResult,
         TrainResult,
@@ -37,7 +40,9 @@ __all__ = [
     "data_info",
     "fetch_data",
     "list_models",
+    "load_model",
     "optimize",
+    "predict",
     "prune_models",
     "rollback",
     "train",
@@ -72,6 +77,46 @@ def optimize(settings: Settings, *, progress: ProgressCallback | None = None) ->
     from marketpredictor_train.pipelines.optimize import optimize as run
 
     return run(settings, progress=progress)
+
+
+def load_model(
+    path: str | Path | None = None,
+    *,
+    models_dir: str | Path | None = None,
+    version: str | None = None,
+) -> LoadedModel:
+    """A verified model ready to predict: the file at ``path``, or the production model
+    (or ``version``) of the store in ``models_dir`` (default ./models); see
+    :func:`marketpredictor_train.predictor.load_model`."""
+    from marketpredictor_train.predictor import load_model as load
+
+    return load(path, models_dir=models_dir, version=version)
+
+
+def predict(
+    settings: Settings,
+    *,
+    version: str | None = None,
+    model_file: Path | None = None,
+    date: dt.date | str | None = None,
+    all_dates: bool = False,
+    output: Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> PredictResult:
+    """P(up) per ticker from the production model, a version or a model file, on the
+    latest date of the configured data, or ``date``, or every date (`mptrain predict`);
+    ``output`` (.csv or .parquet) receives the predictions too."""
+    from marketpredictor_train.pipelines.predict import predict as run
+
+    return run(
+        settings,
+        version=version,
+        model_file=model_file,
+        date=date,
+        all_dates=all_dates,
+        output=output,
+        progress=progress,
+    )
 
 
 def rollback(

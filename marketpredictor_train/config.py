@@ -8,6 +8,7 @@ or ``MPTRAIN_CONFIG``. Every problem with a setting becomes a :class:`ConfigErro
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
@@ -120,6 +121,12 @@ class Settings(BaseSettings):
     log_backups: int = Field(default=5, ge=0)
     experiment_name: str = "mptrain"
     mlflow: bool = True
+    # The MLflow Model Registry: every saved version is a version of this registered
+    # model, and the alias names the one that is production.
+    registered_model_name: str = Field(
+        default="marketpredictor", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$"
+    )
+    champion_alias: str = "champion"
     post_promote_command: str | None = None
     post_promote_timeout_s: float = Field(default=600.0, gt=0)
     quiet: bool = False
@@ -140,6 +147,19 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("champion_alias")
+    @classmethod
+    def _check_alias(cls, value: str) -> str:
+        # MLflow reserves "latest" and "v<number>" (they name versions, not aliases).
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,254}", value) or (
+            value.lower() == "latest" or re.fullmatch(r"[vV]\d+", value)
+        ):
+            raise ValueError(
+                "an MLflow alias is a letter or _ followed by letters, digits, _ or -, "
+                "and not 'latest' or v<number>"
+            )
+        return value
 
     @field_validator("model_type", mode="before")
     @classmethod

@@ -16,15 +16,19 @@ from marketpredictor_train.errors import EXIT_SUCCESS, MptrainError
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import polars as pl
+
     from marketpredictor_train.data.inventory import CacheInventory
     from marketpredictor_train.data.loader import LoadedData
     from marketpredictor_train.data.yahoo import RefreshReport
     from marketpredictor_train.store.history import PromotionRecord
     from marketpredictor_train.store.hooks import HookOutcome
     from marketpredictor_train.store.store import StoredModel, UnreadableFile
-    from marketpredictor_train.tuning.results import TuningOutcome
 
-    # Re-exported for type hints of the CLI, which imports only api, config, errors, results.
+    # The `X as X` names are re-exported for type hints of the CLI, which imports only
+    # api, config, errors and results.
+    from marketpredictor_train.tracking.registry import RegistryStatus as RegistryStatus
+    from marketpredictor_train.tuning.results import TuningOutcome
     from marketpredictor_train.validation.backtest import ValidationReport as ValidationReport
     from marketpredictor_train.validation.intervals import Interval as Interval
 
@@ -86,6 +90,10 @@ class Result:
         }
 
 
+def _registry(status: RegistryStatus | None) -> dict[str, Any] | None:
+    return None if status is None else status.to_dict()
+
+
 def _fields(obj: Any, *skip: str) -> dict[str, Any]:
     """A dataclass's own fields (shallow), without the envelope's and ``skip``."""
     left_out = {"status", "exit_code", "warnings", *skip}
@@ -133,11 +141,15 @@ class TrainResult(Result):
     metrics_of: str = "the saved model, on the backtest"
     report_dir: str | None = None
     report_files: tuple[str, ...] = ()
+    # The MLflow Model Registry after the run; None without MLflow, on a dry run, or
+    # when the registry could not be reached (then a warning says so).
+    registry: RegistryStatus | None = None
 
     def payload(self) -> dict[str, Any]:
         doc = _fields(self, "validation")
         doc["report_files"] = list(self.report_files)
         doc["validation"] = None if self.validation is None else self.validation.to_dict()
+        doc["registry"] = _registry(self.registry)
         return doc
 
 
@@ -169,11 +181,57 @@ class ValidateResult(Result):
     run_id: str
     warnings: tuple[str, ...] = ()
     mlflow_run_id: str | None = None
+    registry: RegistryStatus | None = None
 
     def payload(self) -> dict[str, Any]:
         doc = _fields(self, "validation")
         doc["report_files"] = list(self.report_files)
         doc["validation"] = self.validation.to_dict()
+        doc["registry"] = _registry(self.registry)
+        return doc
+
+
+@dataclass(frozen=True)
+class PredictResult(Result):
+    """What one `mptrain predict` predicted: P(up) per ticker and date, and which model on
+    which data said so."""
+
+    command: ClassVar[str] = "predict"
+
+    status: str  # "predicted"
+    exit_code: int
+    target: str  # "production" | "version" | "model_file"
+    version: str | None
+    model_path: str
+    model_type: str
+    horizon: int
+    decision_threshold: float
+    date: str | None  # the date predicted (ISO); None with --all-dates
+    all_dates: bool
+    # ticker, date, probability_up, prediction ("up" | "down"), sorted by ticker and date
+    predictions: pl.DataFrame = field(compare=False, repr=False)
+    output: str | None
+    data_window: dict[str, Any]
+    dropped_tickers: dict[str, str]
+    duration_s: float
+    run_id: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def n_predictions(self) -> int:
+        return self.predictions.height
+
+    def records(self) -> list[dict[str, Any]]:
+        """The predictions as JSON-ready rows (dates as ISO text)."""
+        return [
+            {**row, "date": row["date"].isoformat()}
+            for row in self.predictions.iter_rows(named=True)
+        ]
+
+    def payload(self) -> dict[str, Any]:
+        doc = _fields(self, "predictions")
+        doc["n_predictions"] = self.n_predictions
+        doc["predictions"] = self.records()
         return doc
 
 
@@ -214,6 +272,7 @@ class RollbackResult(Result):
     status: str = "rolled_back"  # or "unchanged"
     exit_code: int = EXIT_SUCCESS
     warnings: tuple[str, ...] = ()
+    registry: RegistryStatus | None = None
 
     @property
     def version(self) -> str:
@@ -231,6 +290,7 @@ class RollbackResult(Result):
             "record": None if self.record is None else self.record.to_dict(),
             "model": self.model.summary(),
             "hook": self.hook.to_dict() if self.hook is not None and self.hook.ran else None,
+            "registry": _registry(self.registry),
         }
 
 

@@ -177,8 +177,11 @@ def test_mlflow_run_has_the_seed_metrics_model_and_decision(cli, tmp_path, monke
     assert run.data.metrics["accuracy"] == pytest.approx(doc["metrics"]["accuracy"])
     assert run.data.tags["mptrain.promoted"] == "true"
     assert run.data.tags["mptrain.version"] == doc["version"]
-    artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "model")]
-    assert artifacts == [f"model/model_{doc['version']}.bin"]
+    # The saved version is an MLflow model of the run, registered, and production's alias.
+    (output,) = run.outputs.model_outputs
+    assert doc["registry"]["champion_version"] == doc["registry"]["model_version"]
+    mv = client.get_model_version_by_alias("marketpredictor", "champion")
+    assert (mv.source, mv.tags["mptrain.version"]) == (f"models:/{output.model_id}", doc["version"])
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ from __future__ import annotations
 import marketpredictor_train.cli.data  # noqa: F401  (registers the command)
 import marketpredictor_train.cli.models_list  # noqa: F401  (registers the command)
 import marketpredictor_train.cli.optimize  # noqa: F401  (registers the command)
+import marketpredictor_train.cli.predict  # noqa: F401  (registers the command)
 import marketpredictor_train.cli.rollback  # noqa: F401  (registers the command)
 import marketpredictor_train.cli.validate  # noqa: F401  (registers the command)
 from marketpredictor_train.cli import train  # noqa: F401  (registers the command)

@@ -9,6 +9,7 @@ from marketpredictor_train.cli import _console
 if TYPE_CHECKING:
     from marketpredictor_train.results import (
         Interval,
+        RegistryStatus,
         TrainResult,
         ValidateResult,
         ValidationReport,
@@ -47,8 +48,20 @@ def render_train_result(result: TrainResult) -> None:
         )
     if result.report_dir:
         console.print(f"Report: {result.report_dir}/report.html", highlight=False)
+    _render_registry(result.registry)
     for warning in result.warnings:
         console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
+
+
+def _render_registry(registry: RegistryStatus | None) -> None:
+    if registry is None or registry.champion_version is None:
+        return
+    _console.err_console().print(
+        f"MLflow: {registry.uri} is {registry.registered_model} version "
+        f"{registry.champion_version} (mptrain version {registry.production})"
+        + (", moved now." if registry.moved else "."),
+        highlight=False,
+    )
 
 
 def render_validate_result(result: ValidateResult) -> None:
@@ -58,6 +71,7 @@ def render_validate_result(result: ValidateResult) -> None:
     console.print(f"[{colour}]{result.reason}[/]", highlight=False)
     if result.report_dir:
         console.print(f"Report: {result.report_dir}/report.html", highlight=False)
+    _render_registry(result.registry)
     for warning in result.warnings:
         console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
 

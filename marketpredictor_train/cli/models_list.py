@@ -163,15 +163,22 @@ def _render_history(listing: ModelsListing) -> None:
     history.add_column("from → to", no_wrap=True)
     history.add_column("why")
     history.add_column("forced")
-    for record in listing.history[-_HISTORY_ROWS:]:
-        history.add_row(
+    shown = listing.history[-_HISTORY_ROWS:]
+    registered = any(record.mlflow_model_version for record in shown)
+    if registered:
+        history.add_column("MLflow", justify="right")
+    for record in shown:
+        row = [
             _when(record.timestamp),
             record.action,
             f"{record.user}@{record.host}",
             f"{record.from_version or '-'}\n→ {record.to_version}",
             record.reason,
             "[red]yes[/]" if record.forced else "no",
-        )
+        ]
+        if registered:
+            row.append(f"v{record.mlflow_model_version}" if record.mlflow_model_version else "-")
+        history.add_row(*row)
     console.print(history)
     earlier = len(listing.history) - _HISTORY_ROWS
     if earlier > 0:

@@ -91,6 +91,15 @@ def _render(result: RollbackResult) -> None:
         f"was {result.previous_version or 'none'}.",
         highlight=False,
     )
+    registry = result.registry
+    if registry is not None and registry.champion_version is not None:
+        console.print(
+            f"MLflow: {registry.uri} is {registry.registered_model} version "
+            f"{registry.champion_version}.",
+            highlight=False,
+        )
+    for warning in result.warnings:
+        console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
     if result.hook is not None and result.hook.ran and result.hook.ok:
         console.print(result.hook.message, highlight=False, markup=False)
     for warning in result.warnings:

@@ -14,12 +14,13 @@ if TYPE_CHECKING:
 def rollback(
     settings: Settings, version: str | None = None, *, reason: str | None = None
 ) -> RollbackResult:
-    """Make ``version`` production again (None: the previous production model), then run the
-    post-promotion command. A version that is production already (and recorded so) is
-    left as it is: nothing is recorded and no command runs. A version that failed the
-    promotion gate when it was trained is rolled back to with a warning. If the
-    post-promotion command fails, :class:`PostPromoteHookFailed` (a HookError, exit 1) is
-    raised carrying this result; the rollback stands."""
+    """Make ``version`` production again (None: the previous production model), move the
+    MLflow registry's alias with it, then run the post-promotion command. A version that is
+    production already (and recorded so) is left as it is: nothing is recorded and no
+    command runs. A version that failed the promotion gate when it was trained is rolled
+    back to with a warning. If the post-promotion command fails,
+    :class:`PostPromoteHookFailed` (a HookError, exit 1) is raised carrying this result;
+    the rollback stands, as it does when the registry cannot be reached."""
     import structlog
 
     from marketpredictor_train.store import ModelStore
@@ -29,21 +30,40 @@ def rollback(
     store = ModelStore(settings.models_dir)
     if reason is None:
         reason = "rollback to previous production" if version is None else "rollback"
-    record = store.rollback(version, reason=reason)
+    registry, registered = None, None
+    if settings.mlflow:
+        from marketpredictor_train.tracking import Registry
+
+        # The target is checked (exit 3 when unknown) before the registry is asked for its
+        # model version, which the history then records.
+        target = store.get(version if version is not None else store.previous_production())
+        registry = Registry(settings)
+        registered = registry.ensure(target)
+        version = target.version
+    record = store.rollback(version, reason=reason, registered=registered)
     if record is None:
         assert version is not None  # the previous production model is never the current one
         model = store.get(version)
-        return RollbackResult(record=None, model=model, hook=None, status="unchanged")
-    model = store.get(record.to_version)
-    warnings: tuple[str, ...] = ()
-    if model.gate_passed is False:
-        warnings = (
-            f"Version {model.version} did not pass the promotion gate when it was trained "
-            f"({model.gate_reason}); it is production now because you asked for it",
+        status = registry.sync(store) if registry is not None else None
+        return RollbackResult(
+            record=None, model=model, hook=None, status="unchanged", registry=status
         )
-        log.warning(warnings[0])
+    model = store.get(record.to_version)
+    status = registry.sync(store) if registry is not None else None
+    warnings: tuple[str, ...] = (
+        (registry.warning,) if registry is not None and registry.warning else ()
+    )
+    if model.gate_passed is False:
+        warned = (
+            f"Version {model.version} did not pass the promotion gate when it was trained "
+            f"({model.gate_reason}); it is production now because you asked for it"
+        )
+        log.warning(warned)
+        warnings = (*warnings, warned)
     hook = run_post_promote_hook(settings, record)
-    result = RollbackResult(record=record, model=model, hook=hook, warnings=warnings)
+    result = RollbackResult(
+        record=record, model=model, hook=hook, registry=status, warnings=warnings
+    )
     if not hook.ok:
         raise PostPromoteHookFailed(hook, result=result)
     return result

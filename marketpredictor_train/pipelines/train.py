@@ -3,6 +3,7 @@ champion vs challenger -> the gate's decision -> save, promote, report, track.""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from marketpredictor_train.models.calibration import Calibrator
     from marketpredictor_train.progress import ProgressCallback
     from marketpredictor_train.store import ModelStore, PromotionRecord
+    from marketpredictor_train.tracking import TrainingRun
     from marketpredictor_train.validation.backtest import ValidationReport
     from marketpredictor_train.validation.gate import GateDecision
 
@@ -91,12 +93,15 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
     Raises MptrainError subclasses (exit 1 or 3) when the run cannot complete; a model
     that trains but is not promoted is a result (exit code 2), not an exception."""
     from marketpredictor_train.store import ModelStore
+    from marketpredictor_train.tracking import report_metrics, training_run
     from marketpredictor_train.tuning import choose_params
 
     run = RunContext()
     timer = run.timer
-    with run.bound():
-        model_cls, device = model_type_and_device(settings)
+    with run.bound(), ExitStack() as stack:
+        model_cls, device = model_type_and_device(settings)  # exit 3 before any MLflow work
+        # The MLflow run spans the rest of the train; an error that stops it closes it FAILED.
+        tracking = stack.enter_context(training_run(settings, run.run_id))
         log.info(
             "Training started",
             model_type=model_cls.name,
@@ -145,7 +150,7 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
             )
         )
         with timer("store"):
-            saved = _save_and_promote(settings, store, manifest, model, validation)
+            saved = _save_and_promote(settings, store, manifest, model, validation, tracking)
         _log_outcome(settings, saved)
 
         decision = saved.decision
@@ -162,28 +167,23 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
         if report_warning:
             warnings.append(report_warning)
 
-        mlflow_run_id = None
         with timer("tracking"):
-            if settings.mlflow:
-                from marketpredictor_train.tracking import log_training_run, report_metrics
-
-                mlflow_run_id, tracking_warning = log_training_run(
-                    settings,
-                    run_id=run.run_id,
-                    model_type=model_cls.name,
-                    params=model.params,
-                    metrics=validation.metrics,
-                    n_features=len(dataset.feature_columns),
-                    status=status,
-                    promoted=saved.promoted,
-                    version=saved.version,
-                    model_path=saved.model_path,
-                    reason=decision.reason,
-                    extra_metrics={**report_metrics(validation.report), "refit": float(refit)},
-                    artifacts=report_files,
-                )
-                if tracking_warning:
-                    warnings.append(tracking_warning)
+            # Also points the registry's alias at production, before the post-promotion
+            # command runs (it may reload the service from models:/<name>@<alias>).
+            tracked = tracking.finish(
+                store,
+                params=model.params,
+                metrics=validation.metrics,
+                n_features=len(dataset.feature_columns),
+                tickers=loaded.tickers,
+                status=status,
+                promoted=saved.promoted,
+                version=saved.version,
+                reason=decision.reason,
+                extra_metrics={**report_metrics(validation.report), "refit": float(refit)},
+                artifacts=report_files,
+            )
+            warnings.extend(tracked.warnings)
 
         hook_failure = _after_promotion(settings, saved.record)
         if hook_failure:
@@ -218,7 +218,8 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
             timings=timer.timings,
             duration_s=run.elapsed(),
             run_id=run.run_id,
-            mlflow_run_id=mlflow_run_id,
+            mlflow_run_id=tracked.mlflow_run_id,
+            registry=tracked.registry,
             warnings=tuple(warnings),
             validation=validation.report,
             skipped_validation=validation.report is None,
@@ -528,9 +529,10 @@ def _save_and_promote(
     manifest: dict[str, Any],
     model: ModelType,
     validation: _Validation,
+    tracking: TrainingRun,
 ) -> _Saved:
-    """Save the version (not on a dry run) and promote it when the gate says so, unless
-    production changed since it was scored (then: not promoted)."""
+    """Save the version (not on a dry run), register it in MLflow, and promote it when the
+    gate says so, unless production changed since it was scored (then: not promoted)."""
     from marketpredictor_train.store import ProductionChanged
     from marketpredictor_train.store.store import UNCHECKED
     from marketpredictor_train.validation.gate import GateDecision
@@ -539,6 +541,7 @@ def _save_and_promote(
     if settings.dry_run:
         return _Saved(None, None, None, decision)
     stored = store.save(manifest, model.to_bytes())
+    registered = tracking.register(stored)  # None when off or unreachable: a warning
     if not decision.promote:
         return _Saved(stored.version, str(stored.path), None, decision)
     try:
@@ -548,6 +551,7 @@ def _save_and_promote(
             forced=decision.forced,
             # --force replaces whatever is there; a normal promotion only the model it beat.
             expected_production=UNCHECKED if settings.force else validation.champion.version,
+            registered=registered,
         )
     except ProductionChanged as exc:
         refused = GateDecision(False, False, f"Model NOT promoted - {exc.message}", ())

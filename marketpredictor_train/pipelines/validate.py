@@ -157,7 +157,7 @@ def validate(
         if report_warning:
             warnings.append(report_warning)
 
-        mlflow_run_id = None
+        mlflow_run_id = registry_status = None
         if settings.mlflow:
             from marketpredictor_train.tracking import log_validation_run, report_metrics
 
@@ -175,6 +175,14 @@ def validate(
             )
             if tracking_warning:
                 warnings.append(tracking_warning)
+            else:  # a production model changed outside mptrain (a manual cp) moves the alias
+                from marketpredictor_train.tracking import Registry
+
+                registry = Registry(settings)
+                registry_status = registry.sync(store)
+                if registry.warning:
+                    warnings.append(registry.warning)
+
         return ValidateResult(
             status=status,
             exit_code=EXIT_SUCCESS if decision.passed else EXIT_VALIDATION_FAILED,
@@ -198,6 +206,7 @@ def validate(
             run_id=run.run_id,
             warnings=tuple(warnings),
             mlflow_run_id=mlflow_run_id,
+            registry=registry_status,
         )
 
 

@@ -12,7 +12,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from marketpredictor_train.store.history import PromotionRecord
+    from marketpredictor_train.store.history import PromotionRecord, RegisteredVersion
     from marketpredictor_train.store.hooks import HookOutcome, run_post_promote_hook
     from marketpredictor_train.store.modelfile import ModelFile, read_model_file, write_model_file
     from marketpredictor_train.store.names import VERSION_PATTERN, is_version
@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "StoreScan": "store",
     "UnreadableFile": "store",
     "PromotionRecord": "history",
+    "RegisteredVersion": "history",
     "ModelFile": "modelfile",
     "read_model_file": "modelfile",
     "write_model_file": "modelfile",
@@ -46,6 +47,7 @@ __all__ = [
     "ModelStore",
     "ProductionChanged",
     "PromotionRecord",
+    "RegisteredVersion",
     "StoreScan",
     "StoredModel",
     "UnreadableFile",

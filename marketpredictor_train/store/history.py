@@ -25,8 +25,21 @@ Action = Literal["promote", "rollback"]
 
 
 @dataclass(frozen=True, slots=True)
+class RegisteredVersion:
+    """A version of a registered model in the MLflow Model Registry (``models:/name/N``)."""
+
+    registered_model: str
+    version: str
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.registered_model}/{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
 class PromotionRecord:
-    """One change of the production model: who made which version production, when and why."""
+    """One change of the production model: who made which version production, when and why;
+    and the MLflow model version it is in the registry, when that was known at the time."""
 
     timestamp: str  # UTC, ISO 8601
     action: Action
@@ -36,6 +49,8 @@ class PromotionRecord:
     forced: bool
     user: str
     host: str
+    registered_model: str | None = None
+    mlflow_model_version: str | None = None
 
     @classmethod
     def new(
@@ -46,6 +61,7 @@ class PromotionRecord:
         to_version: str,
         reason: str,
         forced: bool = False,
+        registered: RegisteredVersion | None = None,
     ) -> PromotionRecord:
         return cls(
             timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -56,6 +72,8 @@ class PromotionRecord:
             forced=forced,
             user=_current_user(),
             host=socket.gethostname(),
+            registered_model=registered.registered_model if registered else None,
+            mlflow_model_version=registered.version if registered else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,6 +90,8 @@ class PromotionRecord:
             forced=bool(data.get("forced", False)),
             user=str(data.get("user", "")),
             host=str(data.get("host", "")),
+            registered_model=_text_or_none(data.get("registered_model")),
+            mlflow_model_version=_text_or_none(data.get("mlflow_model_version")),
         )
 
 
@@ -115,3 +135,7 @@ def _current_user() -> str:
         return getpass.getuser()
     except (OSError, KeyError):  # no login name, e.g. an anonymous container uid
         return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)

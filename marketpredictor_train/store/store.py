@@ -33,6 +33,7 @@ from marketpredictor_train.store.history import (
     HISTORY_FILE_NAME,
     Action,
     PromotionRecord,
+    RegisteredVersion,
     append_record,
     read_records,
 )
@@ -284,8 +285,10 @@ class ModelStore:
         reason: str,
         forced: bool = False,
         expected_production: str | None | _Unchecked = UNCHECKED,
+        registered: RegisteredVersion | None = None,
     ) -> PromotionRecord:
-        """Make ``version`` production (atomically, under the lock) and record it.
+        """Make ``version`` production (atomically, under the lock) and record it, with
+        ``registered``, its version in the MLflow Model Registry, when known.
 
         With ``expected_production`` (a version, or None for 'no production model') the
         promotion happens only if production is still that model: a run that compared
@@ -300,14 +303,21 @@ class ModelStore:
                         f"{expected_production or 'none'}, now {current or 'none'})",
                         hint="Run again to compare the new model with the current one.",
                     )
-            return self._make_production(version, "promote", reason=reason, forced=forced)
+            return self._make_production(
+                version, "promote", reason=reason, forced=forced, registered=registered
+            )
 
     def rollback(
-        self, version: str | None = None, *, reason: str = "rollback"
+        self,
+        version: str | None = None,
+        *,
+        reason: str = "rollback",
+        registered: RegisteredVersion | None = None,
     ) -> PromotionRecord | None:
         """Make ``version`` production again; with None, the production model before the
-        current one according to the history. None when ``version`` is production already
-        and the history says so: nothing is changed or recorded."""
+        current one according to the history (see :meth:`previous_production`). None when
+        ``version`` is production already and the history says so: nothing is changed or
+        recorded."""
         with self._lock.hold():
             if version is None:
                 version = self._previous_production()
@@ -316,7 +326,14 @@ class ModelStore:
             if recorded and self._production_version_or_none() == version:
                 log.info("Already production; nothing changed", version=version)
                 return None
-            return self._make_production(version, "rollback", reason=reason, forced=False)
+            return self._make_production(
+                version, "rollback", reason=reason, forced=False, registered=registered
+            )
+
+    def previous_production(self) -> str:
+        """The version a rollback without a version returns to: the most recent production
+        model in the history that is not the current one (:class:`ConfigError` if none)."""
+        return self._previous_production()
 
     def prune(self, keep: int) -> list[str]:
         """Delete all but the newest ``keep`` non-production versions (and their reports in
@@ -365,7 +382,13 @@ class ModelStore:
         return True
 
     def _make_production(
-        self, version: str, action: Action, *, reason: str, forced: bool
+        self,
+        version: str,
+        action: Action,
+        *,
+        reason: str,
+        forced: bool,
+        registered: RegisteredVersion | None = None,
     ) -> PromotionRecord:
         # Caller holds the lock. Verify the bytes we copy, not just the file we named.
         path = self.path_of(version)
@@ -374,7 +397,12 @@ class ModelStore:
         previous = self._production_version_or_none()
         atomic_write_bytes(self.prod_path, data)
         record = PromotionRecord.new(
-            action, from_version=previous, to_version=version, reason=reason, forced=forced
+            action,
+            from_version=previous,
+            to_version=version,
+            reason=reason,
+            forced=forced,
+            registered=registered,
         )
         append_record(self.history_path, record)
         log.info(

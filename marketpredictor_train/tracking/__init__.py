@@ -1,12 +1,25 @@
-"""All MLflow code: runs of `train` and `validate` (parameters, metrics, the model file,
-the decision, the report) and of tuning trials. With no configuration MLflow's default
-local store in the working directory is used, so `mlflow ui` started there shows the runs;
-MLFLOW_TRACKING_URI wins."""
+"""All MLflow code: the runs of `train` (open for the whole train) and `validate`, the
+Model Registry that follows the model store (:mod:`.registry`), the pyfunc model code of
+every registered version (:mod:`.pyfunc_model`, run only by MLflow) and the runs of tuning
+trials. With no configuration MLflow's default local store in the working directory is
+used (:mod:`.client`), so `mlflow ui` started there shows the runs and the registered
+model; MLFLOW_TRACKING_URI wins."""
 
 from marketpredictor_train.tracking.mlflow_runs import (
-    log_training_run,
+    TrackingOutcome,
+    TrainingRun,
     log_validation_run,
     report_metrics,
+    training_run,
 )
+from marketpredictor_train.tracking.registry import Registry, RegistryStatus
 
-__all__ = ["log_training_run", "log_validation_run", "report_metrics"]
+__all__ = [
+    "Registry",
+    "RegistryStatus",
+    "TrackingOutcome",
+    "TrainingRun",
+    "log_validation_run",
+    "report_metrics",
+    "training_run",
+]

@@ -1,68 +1,277 @@
-"""One MLflow run per `train` and per `validate`: parameters, metrics, tags, the model file
-and the report."""
+"""One MLflow run per `train` and per `validate`: parameters, metrics, tags, the report,
+and for `train` the saved version as a registered MLflow model.
+
+A training run is opened when the train starts and closed when it ends (FAILED when an
+error stops it), so its duration and status are the train's."""
 
 from __future__ import annotations
 
-import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from mlflow import MlflowClient
+
     from marketpredictor_train.config import Settings
+    from marketpredictor_train.store import ModelStore, RegisteredVersion, StoredModel
+    from marketpredictor_train.tracking.registry import Registry, RegistryStatus
     from marketpredictor_train.validation.backtest import ValidationReport
 
 log = structlog.get_logger(__name__)
 
 SEED_METRICS = ("accuracy", "precision", "recall", "f1")
+_MAX_TAG = 5000
+_MAX_PARAM = 6000
 
 
-def log_training_run(  # noqa: PLR0913 - what a run logs, each named by the caller
-    settings: Settings,
-    *,
-    run_id: str,
-    model_type: str,
-    params: dict[str, Any],
-    metrics: dict[str, Any],
-    n_features: int,
-    status: str,
-    promoted: bool,
-    version: str | None,
-    model_path: str | None,
-    reason: str,
-    extra_metrics: dict[str, float] | None = None,
-    artifacts: list[Path] | None = None,
-) -> tuple[str | None, str | None]:
-    """Log the run; returns (MLflow run id, warning). Tracking problems never undo or fail
-    a training run that already saved its model: they come back as a warning."""
-    # A run with --skip-validation has no metrics: log what there is.
-    values = {k: float(metrics[k]) for k in (*SEED_METRICS, "n_samples") if k in metrics}
-    values["n_features"] = float(n_features)
-    values.update(extra_metrics or {})
-    return _log_run(
-        settings,
-        run_name=f"train-{version or run_id}",
-        params={
-            **params,
-            "model_type": model_type,
-            "period": settings.period,
-            "horizon": settings.horizon,
-            "source": settings.source,
-        },
-        metrics=values,
-        tags={
-            "mptrain.command": "train",
-            "mptrain.run_id": run_id,
-            "mptrain.status": status,
-            "mptrain.promoted": str(promoted).lower(),
-            "mptrain.version": version or "",
-            "mptrain.decision": reason[:5000],
-            "mptrain.dry_run": str(settings.dry_run).lower(),
-            "mptrain.forced": str(settings.force).lower(),
-        },
-        artifacts={"model": [Path(model_path)] if model_path else [], "report": artifacts or []},
-    )
+@dataclass(frozen=True)
+class TrackingOutcome:
+    """What tracking a training run came to: its MLflow run (None when it could not be
+    logged), where the registry stands, and the problems met (as warnings)."""
+
+    mlflow_run_id: str | None
+    registry: RegistryStatus | None = None
+    warnings: tuple[str, ...] = field(default=())
+
+
+@contextmanager
+def training_run(settings: Settings, run_id: str) -> Iterator[TrainingRun]:
+    """The MLflow run of one `mptrain train`, open for the whole block; an exception that
+    leaves the block closes it FAILED (KILLED on Ctrl-C) with the error as a tag."""
+    run = TrainingRun(settings, run_id)
+    run.start()
+    try:
+        yield run
+    except BaseException as exc:
+        run.abort(exc)
+        raise
+    finally:
+        run.close()
+
+
+class TrainingRun:
+    """One `mptrain train` as one MLflow run (see :func:`training_run`). With
+    ``settings.mlflow`` off, or after the first tracking failure, every method does
+    nothing; failures are warnings, never a failed train."""
+
+    def __init__(self, settings: Settings, run_id: str) -> None:
+        self.settings = settings
+        self.run_id = run_id
+        self.mlflow_run_id: str | None = None
+        self.registry: Registry | None = None
+        self.warnings: list[str] = []
+        self._client: MlflowClient | None = None
+        self._params: set[str] = set()
+        self._registered: dict[str, RegisteredVersion] = {}
+
+    @property
+    def name(self) -> str:
+        """``train-dry-<run id>`` for a dry run; else ``train-<run id>`` until a version is
+        saved, then ``train-<version>``."""
+        return f"train-{'dry-' if self.settings.dry_run else ''}{self.run_id}"
+
+    def start(self) -> None:
+        if not self.settings.mlflow:
+            return
+        try:
+            import mlflow
+
+            from marketpredictor_train.tracking.client import experiment_id, setup_mlflow
+            from marketpredictor_train.tracking.registry import Registry
+
+            setup_mlflow()
+            client = mlflow.MlflowClient()
+            active = mlflow.start_run(
+                experiment_id=experiment_id(client, self.settings.experiment_name),
+                run_name=self.name,
+                tags={
+                    "mptrain.command": "train",
+                    "mptrain.run_id": self.run_id,
+                    "mptrain.status": "running",
+                    "mptrain.dry_run": str(self.settings.dry_run).lower(),
+                    "mptrain.forced": str(self.settings.force).lower(),
+                },
+                nested=mlflow.active_run() is not None,  # inside a caller's run: a child
+            )
+            self._client = client
+            self.mlflow_run_id = active.info.run_id
+            params = run_params(self.settings)
+            self._log(params=params)
+            self._params = set(params)
+            self.registry = Registry(self.settings, client)
+        except Exception as exc:  # tracking must not stop a train
+            self._fail(exc)
+
+    def register(self, model: StoredModel) -> RegisteredVersion | None:
+        """Log a saved version as an MLflow model in this run and register it; its model
+        version, or None when tracking is off or the registry failed (a warning)."""
+        if self.mlflow_run_id is None or self.registry is None:
+            return None
+        registered = self.registry.log_and_register(model)
+        if registered is not None:
+            self._registered[model.version] = registered
+            try:
+                self._log(tags={"mptrain.mlflow_model_version": registered.version})
+            except Exception as exc:  # tracking must not stop a train
+                self._fail(exc)
+        return registered
+
+    def finish(  # noqa: PLR0913 - what a run logs, each named by the caller
+        self,
+        store: ModelStore | None,
+        *,
+        params: dict[str, Any],
+        metrics: dict[str, Any],
+        n_features: int,
+        tickers: Sequence[str],
+        status: str,
+        promoted: bool,
+        version: str | None,
+        reason: str,
+        extra_metrics: dict[str, float] | None = None,
+        artifacts: list[Path] | None = None,
+    ) -> TrackingOutcome:
+        """Log the run's outcome, point the registry's alias at production (``store``;
+        None leaves the registry alone) and close the run FINISHED."""
+        if self.mlflow_run_id is None or self._client is None:
+            return TrackingOutcome(None, None, tuple(self.warnings))
+        run_id = self.mlflow_run_id
+        try:
+            # A run with --skip-validation has no metrics: log what there is.
+            values = {k: float(metrics[k]) for k in (*SEED_METRICS, "n_samples") if k in metrics}
+            values["n_features"] = float(n_features)
+            values.update(extra_metrics or {})
+            # The run's own parameters win over a model parameter of the same name.
+            model_params = {k: v for k, v in params.items() if k not in self._params}
+            self._log(
+                params={**model_params, "tickers": ",".join(tickers)},
+                metrics=values,
+                tags={
+                    "mptrain.status": status,
+                    "mptrain.promoted": str(promoted).lower(),
+                    "mptrain.version": version or "",
+                    "mptrain.decision": reason[:_MAX_TAG],
+                },
+            )
+            for path in artifacts or []:
+                self._client.log_artifact(run_id, str(path), artifact_path="report")
+            if version is not None:
+                self._client.update_run(run_id, name=f"train-{version}")
+            registered = self._registered.get(version or "")
+            if registered is not None and self.registry is not None:
+                self.registry.tag(
+                    registered,
+                    {"mptrain.status": status, "mptrain.decision": reason[:_MAX_TAG]},
+                )
+        except Exception as exc:  # tracking must not take a finished run down with it
+            self._fail(exc)
+            return TrackingOutcome(None, None, tuple(self.warnings))
+        registry = None
+        if self.registry is not None and store is not None and not self.settings.dry_run:
+            registry = self.registry.sync(store)
+            if registry is not None and version in self._registered:
+                registry = _with_model_version(registry, self._registered[version].version)
+        if self.registry is not None and self.registry.warning:
+            self.warnings.append(self.registry.warning)
+        self._end("FINISHED")
+        return TrackingOutcome(run_id, registry, tuple(self.warnings))
+
+    def abort(self, exc: BaseException) -> None:
+        """Close the run after the error that stopped the train."""
+        if self.mlflow_run_id is None:
+            return
+        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        try:
+            self._log(tags={"mptrain.status": "failed", "mptrain.error": message[:_MAX_TAG]})
+        except Exception as error:  # the train's own error is what the user must see
+            log.warning(f"MLflow tracking failed: {error}")
+        self._end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+
+    def close(self) -> None:
+        """Close a run that neither finished nor failed (nothing is lost)."""
+        if self.mlflow_run_id is not None:
+            self._end("FINISHED")
+
+    def _log(
+        self,
+        *,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, float] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        assert self._client is not None and self.mlflow_run_id is not None
+        now = int(time.time() * 1000)
+        self._client.log_batch(
+            self.mlflow_run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()],
+            params=[Param(k, str(_param(v))[:_MAX_PARAM]) for k, v in (params or {}).items()],
+            tags=[RunTag(k, v) for k, v in (tags or {}).items()],
+        )
+
+    def _end(self, status: str) -> None:
+        run_id, self.mlflow_run_id = self.mlflow_run_id, None
+        if run_id is None:
+            return
+        try:
+            import mlflow
+
+            active = mlflow.active_run()
+            if active is not None and active.info.run_id == run_id:
+                mlflow.end_run(status)
+            elif self._client is not None:
+                self._client.set_terminated(run_id, status=status)
+        except Exception as exc:
+            log.warning(f"MLflow tracking failed: {exc}")
+
+    def _fail(self, exc: Exception) -> None:
+        warning = f"MLflow tracking failed: {exc}"
+        log.warning(warning)
+        self.warnings.append(warning)
+        self._end("FAILED")
+        self.registry = None
+
+
+def run_params(settings: Settings) -> dict[str, Any]:
+    """The parameters of a training run known when it starts: data, label, model type,
+    seed and the promotion gate."""
+    params: dict[str, Any] = {
+        "model_type": settings.model_type,
+        "source": settings.source,
+        "period": settings.period,
+        "horizon": settings.horizon,
+        "dead_band": settings.dead_band,
+        "seed": settings.seed,
+        "backtest_months": settings.backtest_months,
+        "embargo_days": settings.embargo_days,
+        "primary_metric": settings.primary_metric,
+        "cost_per_trade": settings.cost_per_trade,
+        "min_accuracy": settings.min_accuracy,
+        "min_precision": settings.min_precision,
+        "min_recall": settings.min_recall,
+        "min_f1": settings.min_f1,
+        "optimize": settings.optimize,
+        "refit": settings.refit,
+        "skip_validation": settings.skip_validation,
+    }
+    if settings.optimize:
+        params["trials"] = settings.trials
+    return params
+
+
+def _with_model_version(status: RegistryStatus, model_version: str) -> RegistryStatus:
+    import dataclasses
+
+    return dataclasses.replace(status, model_version=model_version)
 
 
 def log_validation_run(  # noqa: PLR0913 - what a run logs, each named by the caller
@@ -112,13 +321,16 @@ def _log_run(
     tags: dict[str, str],
     artifacts: dict[str, list[Path]],
 ) -> tuple[str | None, str | None]:
-    # MLflow's own log handler would bypass ours (and the JSON log file).
-    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
     try:
         import mlflow
 
-        mlflow.set_experiment(settings.experiment_name)
-        with mlflow.start_run(run_name=run_name) as run:
+        from marketpredictor_train.tracking.client import experiment_id, setup_mlflow
+
+        setup_mlflow()
+        experiment = experiment_id(mlflow.MlflowClient(), settings.experiment_name)
+        with mlflow.start_run(
+            experiment_id=experiment, run_name=run_name, nested=mlflow.active_run() is not None
+        ) as run:
             mlflow.log_params({k: _param(v) for k, v in params.items()})
             mlflow.log_metrics(metrics)
             mlflow.set_tags(tags)

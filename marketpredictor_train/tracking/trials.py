@@ -8,7 +8,6 @@ of the run goes untracked.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -49,15 +48,14 @@ class TrialTracker:
 
     def start(self) -> None:
         """Open this worker's parent run."""
-        # MLflow's own log handler would bypass ours (and the JSON log file), and its
-        # "View run at" line per finished run would land on stdout, which is not the log.
-        os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
-        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         try:
             from mlflow.tracking import MlflowClient
 
+            from marketpredictor_train.tracking.client import experiment_id, setup_mlflow
+
+            setup_mlflow()
             self._client = MlflowClient()
-            self._experiment = self._experiment_id()
+            self._experiment = experiment_id(self._client, self.experiment_name)
             run = self._client.create_run(
                 self._experiment,
                 run_name=f"optimize-{self.study_name}-{self.worker}",
@@ -74,20 +72,6 @@ class TrialTracker:
             self._log(self.parent_run_id, params=self.settings_params)
         except Exception as exc:  # tracking must not stop tuning
             self._fail(exc)
-
-    def _experiment_id(self) -> str:
-        from mlflow.exceptions import MlflowException
-
-        found = self._client.get_experiment_by_name(self.experiment_name)
-        if found is not None:
-            return found.experiment_id
-        try:
-            return self._client.create_experiment(self.experiment_name)
-        except MlflowException:  # another worker created it a moment ago
-            found = self._client.get_experiment_by_name(self.experiment_name)
-            if found is None:
-                raise
-            return found.experiment_id
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if self.parent_run_id is None:

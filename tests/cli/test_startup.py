@@ -105,6 +105,7 @@ COMPLETION_LINES = (
     "mptrain train --",
     "mptrain train --model-type ",
     "mptrain train --period ",
+    "mptrain predict --version ",
     "mptrain rollback --version ",
 )
 
@@ -125,3 +126,4 @@ def test_completion_requests_do_not_import_heavy_libraries():
         assert outcome["heavy"] == [], f"completing {line!r} imported {outcome['heavy']}"
         assert outcome["stdout"].strip(), f"no completions offered for {line!r}"
     assert "20250120_020015" in outcomes[-1]["stdout"].split()
+    assert "20250120_020015" in outcomes[-2]["stdout"].split()  # predict --version

@@ -135,6 +135,8 @@ def test_models_list_json_shape(cli, store, three_promoted, models_dir):
         "forced",
         "user",
         "host",
+        "registered_model",  # the MLflow Model Registry's name and model version,
+        "mlflow_model_version",  # null here: these versions were never registered
     }
     assert doc["pruned"] is None and doc["unreadable"] == []
 

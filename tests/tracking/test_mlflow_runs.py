@@ -1,6 +1,7 @@
 """MLflow tracking (tracking.mlflow_runs), called directly against a real local MLflow
 store: the session's sqlite store that tests/conftest.py puts in MLFLOW_TRACKING_URI.
-Each test logs into an experiment of its own and reads the run back with MlflowClient."""
+Each test logs into an experiment of its own and reads the run back with MlflowClient.
+(The registry and the run of a whole `mptrain train` are in test_registry.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from marketpredictor_train.config import load_settings
-from marketpredictor_train.tracking import log_training_run, log_validation_run
+from marketpredictor_train.tracking import log_validation_run, training_run
 
 SEED = {"accuracy": 0.61, "precision": 0.6, "recall": 0.55, "f1": 0.574, "n_samples": 1200}
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
@@ -35,31 +36,31 @@ def files(tmp_path: Path) -> dict[str, Path]:
     folder = tmp_path / "files"
     (folder / "reports").mkdir(parents=True)
     out = {
-        "model": folder / "model_v0003.bin",
         "md": folder / "reports" / "report.md",
         "json": folder / "reports" / "report.json",
     }
-    out["model"].write_bytes(b"\x00model payload\xff" * 10)
     out["md"].write_text("# Validation report\n", encoding="utf-8")
     out["json"].write_text('{"metrics": {}}\n', encoding="utf-8")
     return out
 
 
-def train_run(settings, **overrides):
+def train_run(settings, run_id: str = "20240601-120000-abcd", **overrides):
+    """A training run opened and finished at once (no store: the registry is left alone);
+    returns (MLflow run id, first warning)."""
     kwargs = {
-        "run_id": "20240601-120000-abcd",
-        "model_type": "xgb",
         "params": {"n_estimators": 100, "learning_rate": 0.1},
         "metrics": SEED,
         "n_features": 23,
+        "tickers": ("AAPL", "MSFT"),
         "status": "promoted",
         "promoted": True,
         "version": "v0003",
-        "model_path": None,
         "reason": "Model promoted - every metric meets its threshold",
     }
     kwargs.update(overrides)
-    return log_training_run(settings, **kwargs)
+    with training_run(settings, run_id) as run:
+        outcome = run.finish(None, **kwargs)
+    return outcome.mlflow_run_id, (outcome.warnings[0] if outcome.warnings else None)
 
 
 def validation_run(settings, **overrides):
@@ -97,10 +98,18 @@ def test_training_run_is_logged_in_the_configured_experiment(client, experiment)
 
 
 def test_training_run_params_include_the_settings_and_stringify_the_rest(client, experiment):
-    """Model params are logged as given (MLflow stores strings); the run's model type,
-    period, horizon and source are added and win over a same-named model param; values
-    that are not scalars are logged as their str()."""
-    settings = load_settings(experiment_name=experiment, period="2y", horizon=3, source="data.csv")
+    """The run's own parameters (data, label, model type, seed, the gate's thresholds) are
+    logged when it starts; the model's params and the tickers trained on at the end, as
+    strings; a model param named like a run param does not replace it."""
+    settings = load_settings(
+        experiment_name=experiment,
+        period="2y",
+        horizon=3,
+        source="data.csv",
+        model_type="rf",
+        seed=7,
+        min_accuracy=0.58,
+    )
     params = {
         "n_estimators": 100,
         "learning_rate": 0.05,
@@ -110,7 +119,7 @@ def test_training_run_params_include_the_settings_and_stringify_the_rest(client,
         "monotone": {"rsi_14": 1},
         "model_type": "overridden",
     }
-    run_id, warning = train_run(settings, model_type="rf", params=params)
+    run_id, warning = train_run(settings, params=params, tickers=("IBM", "MSFT"))
     assert warning is None
     assert client.get_run(run_id).data.params == {
         "n_estimators": "100",
@@ -123,6 +132,20 @@ def test_training_run_params_include_the_settings_and_stringify_the_rest(client,
         "period": "2y",
         "horizon": "3",
         "source": "data.csv",
+        "tickers": "IBM,MSFT",
+        "seed": "7",
+        "dead_band": "0.0",
+        "backtest_months": "6",
+        "embargo_days": "0",
+        "primary_metric": "accuracy",
+        "cost_per_trade": "0.0005",
+        "min_accuracy": "0.58",
+        "min_precision": "0.55",
+        "min_recall": "0.5",
+        "min_f1": "0.52",
+        "optimize": "False",
+        "refit": "False",
+        "skip_validation": "False",
     }
 
 
@@ -155,7 +178,7 @@ def test_training_run_tags_carry_the_decision(client, experiment):
     settings = load_settings(experiment_name=experiment, dry_run=True)
     run_id, _ = train_run(
         settings,
-        run_id="20240601-120000-abcd",
+        run_id="abcd12345678",
         status="dry_run",
         promoted=False,
         version=None,
@@ -165,7 +188,7 @@ def test_training_run_tags_carry_the_decision(client, experiment):
     tags = {k: v for k, v in run.data.tags.items() if k.startswith("mptrain.")}
     assert tags == {
         "mptrain.command": "train",
-        "mptrain.run_id": "20240601-120000-abcd",
+        "mptrain.run_id": "abcd12345678",
         "mptrain.status": "dry_run",
         "mptrain.promoted": "false",
         "mptrain.version": "",
@@ -173,8 +196,14 @@ def test_training_run_tags_carry_the_decision(client, experiment):
         "mptrain.dry_run": "true",
         "mptrain.forced": "false",
     }
-    # without a version the run is named after mptrain's run id
-    assert run.info.run_name == "train-20240601-120000-abcd"
+    # a dry run saves no version: it is named apart from the saved ones, by its run id
+    assert run.info.run_name == "train-dry-abcd12345678"
+
+
+def test_a_run_that_saved_nothing_keeps_its_run_id_name(client, experiment):
+    settings = load_settings(experiment_name=experiment)
+    run_id, _ = train_run(settings, run_id="0123456789ab", version=None, status="failed")
+    assert client.get_run(run_id).info.run_name == "train-0123456789ab"
 
 
 def test_a_long_decision_is_cut_to_5000_characters(client, experiment):
@@ -184,34 +213,65 @@ def test_a_long_decision_is_cut_to_5000_characters(client, experiment):
     assert client.get_run(run_id).data.tags["mptrain.decision"] == reason[:5000]
 
 
-def test_model_file_and_report_files_are_uploaded_as_artifacts(client, experiment, files, tmp_path):
-    """The model file goes under model/, each report file under report/, byte for byte."""
+def test_report_files_are_uploaded_as_artifacts(client, experiment, files, tmp_path):
+    """Each report file goes under report/, byte for byte. (The model is not a run artifact
+    but an MLflow model of the run: see test_registry.py.)"""
     settings = load_settings(experiment_name=experiment)
-    run_id, warning = train_run(
-        settings, model_path=str(files["model"]), artifacts=[files["md"], files["json"]]
-    )
+    run_id, warning = train_run(settings, artifacts=[files["md"], files["json"]])
     assert warning is None
-    assert artifact_names(client, run_id, "model") == ["model_v0003.bin"]
     assert artifact_names(client, run_id, "report") == ["report.json", "report.md"]
-    for folder, key in (("model", "model"), ("report", "md"), ("report", "json")):
+    for key in ("md", "json"):
         local = mlflow.artifacts.download_artifacts(
             run_id=run_id,
-            artifact_path=f"{folder}/{files[key].name}",
+            artifact_path=f"report/{files[key].name}",
             dst_path=str(tmp_path / "download" / key),
         )
         assert Path(local).read_bytes() == files[key].read_bytes()
 
 
-def test_without_a_model_path_or_reports_no_artifacts_are_logged(client, experiment):
-    run_id, warning = train_run(load_settings(experiment_name=experiment), model_path=None)
+def test_without_reports_no_artifacts_are_logged(client, experiment):
+    run_id, warning = train_run(load_settings(experiment_name=experiment))
     assert warning is None
     assert client.list_artifacts(run_id) == []
 
 
+def test_an_error_that_stops_the_train_closes_the_run_failed(client, experiment):
+    """The run is open while the train works; the error that stops it closes it FAILED,
+    with the error as a tag, and no run is left active."""
+    settings = load_settings(experiment_name=experiment)
+    with (
+        pytest.raises(RuntimeError, match="fit exploded"),
+        training_run(settings, "feedc0ffee12") as run,
+    ):
+        run_id = run.mlflow_run_id
+        assert client.get_run(run_id).info.status == "RUNNING"
+        raise RuntimeError("fit exploded")
+    failed = client.get_run(run_id)
+    assert failed.info.status == "FAILED"
+    assert failed.data.tags["mptrain.status"] == "failed"
+    assert failed.data.tags["mptrain.error"] == "fit exploded"
+    assert mlflow.active_run() is None
+
+
+def test_with_mlflow_off_nothing_is_logged(client, experiment):
+    settings = load_settings(experiment_name=experiment, mlflow=False)
+    run_id, warning = train_run(settings)
+    assert (run_id, warning) == (None, None)
+    assert client.get_experiment_by_name(experiment) is None
+
+
+def test_the_experiment_opens_on_its_runs_in_the_ui(client, experiment):
+    """mptrain tags its experiment as a machine-learning one, so MLflow 3's UI shows its
+    runs rather than the GenAI overview."""
+    train_run(load_settings(experiment_name=experiment))
+    tags = client.get_experiment_by_name(experiment).tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+
+
 def test_each_call_is_its_own_run(client, experiment):
     settings = load_settings(experiment_name=experiment)
-    first, _ = train_run(settings, version="v0001")
-    second, _ = train_run(settings, version="v0002")
+    first, _ = train_run(settings, "0000000000a1", version="v0001")
+    second, _ = train_run(settings, "0000000000a2", version="v0002")
     assert first != second
     exp_id = client.get_experiment_by_name(experiment).experiment_id
     runs = client.search_runs([exp_id])
@@ -313,13 +373,13 @@ def test_a_failure_inside_the_run_is_a_warning_and_ends_the_run(client, experime
     normally."""
     settings = load_settings(experiment_name=experiment)
     missing = tmp_path / "gone" / "report.md"
-    run_id, warning = train_run(settings, version="v0001", artifacts=[missing])
+    run_id, warning = train_run(settings, "00000000fa11", version="v0001", artifacts=[missing])
     assert run_id is None
     assert warning is not None and warning.startswith("MLflow tracking failed: ")
     assert mlflow.active_run() is None
     exp_id = client.get_experiment_by_name(experiment).experiment_id
     (failed,) = client.search_runs([exp_id])
-    assert failed.info.run_name == "train-v0001" and failed.info.status == "FAILED"
+    assert failed.info.run_name == "train-00000000fa11" and failed.info.status == "FAILED"
 
     after, warning = train_run(settings, version="v0002")
     assert warning is None and client.get_run(after).info.status == "FINISHED"
@@ -339,3 +399,34 @@ def test_mlflow_is_told_not_to_configure_logging_unless_the_user_said(
     monkeypatch.setenv("MLFLOW_CONFIGURE_LOGGING", "true")
     train_run(settings)
     assert mlflow.environment_variables.MLFLOW_CONFIGURE_LOGGING.get() is True
+
+
+# ----------------------------------------------------------------- the default local store
+
+
+def test_a_plain_mlruns_folder_gets_a_note_and_runs_go_to_mlflow_db(
+    monkeypatch: pytest.MonkeyPatch, experiment
+):
+    """No MLFLOW_TRACKING_URI and a ./mlruns of MLflow's file store (where MLflow itself
+    would stay, without a database for the registry): mptrain tracks in ./mlflow.db, keeps
+    its artifacts apart in ./mlartifacts, and says so once."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    old = Path("mlruns/1")
+    old.mkdir(parents=True)
+    (old / "meta.yaml").write_text("name: from-before\n")
+    try:
+        with capture_logs() as logs:
+            run_id, warning = train_run(load_settings(experiment_name=experiment))
+            train_run(load_settings(experiment_name=experiment), run_id="000000000002")
+        assert warning is None and run_id
+        assert mlflow.get_tracking_uri() == "sqlite:///mlflow.db"
+        client = mlflow.MlflowClient()
+        assert client.get_run(run_id).info.status == "FINISHED"
+        location = client.get_experiment_by_name(experiment).artifact_location
+        assert location == (Path.cwd() / "mlartifacts").as_uri()
+    finally:
+        mlflow.set_tracking_uri(None)
+    notes = [e["event"] for e in logs if "./mlruns holds runs" in e["event"]]
+    assert len(notes) == 1 and "mlflow ui --backend-store-uri ./mlruns" in notes[0]
+    assert Path("mlflow.db").is_file()
+    assert sorted(p.name for p in Path("mlruns").iterdir()) == ["1"]  # left as it was
