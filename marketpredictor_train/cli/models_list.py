@@ -173,7 +173,7 @@ def _render_history(listing: ModelsListing) -> None:
             record.action,
             f"{record.user}@{record.host}",
             f"{record.from_version or '-'}\n→ {record.to_version}",
-            record.reason,
+            _short(record.reason),
             "[red]yes[/]" if record.forced else "no",
         ]
         if registered:
@@ -183,6 +183,11 @@ def _render_history(listing: ModelsListing) -> None:
     earlier = len(listing.history) - _HISTORY_ROWS
     if earlier > 0:
         console.print(f"({earlier} earlier changes; see --json)", highlight=False)
+
+
+def _short(text: str, limit: int = 72) -> str:
+    """A reason cut to fit the table; --json and the gate decisions above have it whole."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _pct(value: Any) -> str:
