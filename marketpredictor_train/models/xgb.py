@@ -105,6 +105,15 @@ class XGBModelType(ModelType):
         except XGBoostError as exc:
             first_line = (str(exc).splitlines() or ["unknown error"])[0]
             raise ModelFileError(f"Not a readable XGBoost model: {first_line}") from exc
+        # A payload cut short can still parse as a smaller model: every tree the
+        # parameters name must be there (mptrain fits without early stopping).
+        expected = inst.params.get("n_estimators")
+        rounds = model.get_booster().num_boosted_rounds()
+        if isinstance(expected, int) and rounds != expected:
+            raise ModelFileError(
+                f"Not a whole XGBoost model: it holds {rounds} of the {expected} trees its "
+                "parameters name (truncated or altered)"
+            )
         inst._model = model
         return inst
 
