@@ -11,6 +11,13 @@ import pytest
 import structlog
 from typer.testing import CliRunner
 
+# XGBoost, LightGBM and scikit-learn each bring their own OpenMP runtime, whose idle
+# threads spin by default. In one test process, on a machine with few or busy cores, the
+# spinning threads of one runtime starve the other's: a fit of a fraction of a second
+# took a minute. Sleeping idle threads change no result, only the waiting. Set before any
+# of them is imported; worker processes the tests start inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 @pytest.fixture(scope="session")
 def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:

@@ -30,6 +30,7 @@ for i in range(rounds):
 """
 
 
+@pytest.mark.slow  # two promoting processes, 40 rounds each, read back throughout
 def test_concurrent_promotions_never_leave_a_missing_partial_or_mixed_production(
     store, save_models, tmp_path
 ):
