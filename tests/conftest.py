@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import subprocess
+import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -19,10 +23,42 @@ from typer.testing import CliRunner
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def _empty_mlflow_db(config: pytest.Config) -> Path | None:
+    """Where pytest's cache keeps an empty MLflow database of the installed MLflow version
+    (None when the cache plugin is off)."""
+    cache = getattr(config, "cache", None)
+    if cache is None:
+        return None
+    return Path(cache.mkdir("mlflow-store")) / f"empty-mlflow-{version('mlflow')}.db"
+
+
 @pytest.fixture(scope="session")
-def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One MLflow store for the session: creating MLflow's database costs seconds."""
-    return "sqlite:///" + str(tmp_path_factory.mktemp("mlflow") / "mlflow.db")
+def mlflow_uri(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config):
+    """One MLflow store for the session. Creating MLflow's database (its schema
+    migrations) costs seconds, so a session starts from a copy of an empty one that an
+    earlier session left in pytest's cache; the first session that used MLflow makes it."""
+    db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    template = _empty_mlflow_db(pytestconfig)
+    if template is not None and template.is_file():
+        shutil.copyfile(template, db)
+    yield "sqlite:///" + str(db)
+    if template is not None and not template.is_file() and "mlflow" in sys.modules:
+        partial = template.with_name(f"{template.name}.{os.getpid()}.tmp")
+        made = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import mlflow, sys; mlflow.MlflowClient(sys.argv[1]).search_experiments()",
+                f"sqlite:///{partial}",
+            ],
+            capture_output=True,
+            timeout=120,
+            env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
+        )
+        if made.returncode == 0:
+            os.replace(partial, template)
+        else:
+            partial.unlink(missing_ok=True)
 
 
 @pytest.fixture(autouse=True)

@@ -29,6 +29,10 @@ def _uv() -> str:
     return found
 
 
+# Building and installing a wheel takes seconds: with the slow tests.
+pytestmark = pytest.mark.slow
+
+
 def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kwargs)
 

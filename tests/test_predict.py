@@ -67,6 +67,7 @@ def _predict(cli, trained, *args, out: Path) -> dict:
 # ----------------------------------------------------------------- the library
 
 
+@pytest.mark.slow
 def test_load_model_reads_production_a_version_or_a_file(trained):
     """The store's production model by default, a version, or a .bin path: each verified,
     each with its manifest's facts as attributes."""
@@ -95,6 +96,7 @@ def test_the_decision_threshold_is_the_backtests():
     assert DECISION_THRESHOLD == metrics.DECISION_THRESHOLD
 
 
+@pytest.mark.slow
 def test_predict_returns_every_row_with_complete_features(trained, sample_frame):
     model = load_model(models_dir=trained["models_dir"], version=trained["v1"].version)
     predictions = model.predict(sample_frame)
@@ -115,6 +117,7 @@ def test_predict_returns_every_row_with_complete_features(trained, sample_frame)
     assert (predictions.get_column("prediction").to_numpy() == expected).all()
 
 
+@pytest.mark.slow
 def test_predict_accepts_pandas_and_the_file_shapes(trained, sample_frame):
     """A pandas frame (date as a column or as the index), capitalised column names with
     'Adj Close', dates as text, a LazyFrame: all give the same predictions."""
@@ -130,6 +133,7 @@ def test_predict_accepts_pandas_and_the_file_shapes(trained, sample_frame):
     assert model.predict(sample_frame.lazy()).equals(expected)
 
 
+@pytest.mark.slow
 def test_data_too_short_for_the_warm_up_is_refused_clearly(trained, sample_frame):
     model = load_model(models_dir=trained["models_dir"])
     short = sample_frame.group_by("ticker", maintain_order=True).head(model.warmup_rows)
@@ -140,6 +144,7 @@ def test_data_too_short_for_the_warm_up_is_refused_clearly(trained, sample_frame
     assert model.predict(just_enough).height == len(TICKERS)
 
 
+@pytest.mark.slow
 def test_bad_ohlcv_is_refused_naming_the_rows(trained, sample_frame):
     model = load_model(models_dir=trained["models_dir"])
     broken = sample_frame.with_columns(
@@ -149,6 +154,7 @@ def test_bad_ohlcv_is_refused_naming_the_rows(trained, sample_frame):
         model.predict(broken)
 
 
+@pytest.mark.slow
 def test_load_model_refuses_what_commands_refuse(trained, tmp_path):
     with pytest.raises(StoreError, match="No production model"):
         load_model(models_dir=tmp_path / "empty")
@@ -164,6 +170,7 @@ def test_load_model_refuses_what_commands_refuse(trained, tmp_path):
         load_model(tampered, models_dir=trained["models_dir"])
 
 
+@pytest.mark.slow
 def test_loading_and_predicting_print_nothing(trained, sample_frame, capsys):
     """No stray lines from a library call, with logging left unconfigured."""
     load_model(models_dir=trained["models_dir"]).predict(sample_frame)
@@ -171,6 +178,7 @@ def test_loading_and_predicting_print_nothing(trained, sample_frame, capsys):
     assert (captured.out, captured.err) == ("", "")
 
 
+@pytest.mark.slow
 def test_importing_and_predicting_pull_in_only_what_prediction_needs(trained):
     code = f"""
 import sys, polars as pl
@@ -198,6 +206,7 @@ print(imported, sorted(m for m in HEAVY if m in sys.modules))
 # ----------------------------------------------------------------- mptrain predict
 
 
+@pytest.mark.slow
 def test_predict_gives_one_row_per_ticker_for_the_last_date(cli, trained, tmp_path):
     doc = _predict(cli, trained, out=tmp_path / "p.json")
     assert doc["command"] == "predict" and doc["status"] == "predicted"
@@ -215,6 +224,7 @@ def test_predict_gives_one_row_per_ticker_for_the_last_date(cli, trained, tmp_pa
         assert p["prediction"] == ("up" if p["probability_up"] >= 0.5 else "down")
 
 
+@pytest.mark.slow
 def test_the_table_shows_the_predictions(cli, trained):
     result = cli("predict", *DATA, "--models-dir", trained["models_dir"])
     assert result.exit_code == 0, result.output
@@ -223,6 +233,7 @@ def test_the_table_shows_the_predictions(cli, trained):
         assert ticker in result.output
 
 
+@pytest.mark.slow
 def test_library_cli_and_backtest_give_identical_probabilities(
     cli, trained, sample_frame, tmp_path
 ):
@@ -290,6 +301,7 @@ def test_library_cli_and_backtest_give_identical_probabilities(
         assert again[name] == pytest.approx(manifest["metrics"][name], rel=1e-12, abs=1e-15), name
 
 
+@pytest.mark.slow
 def test_date_and_all_dates(cli, trained, tmp_path):
     every = _predict(cli, trained, "--all-dates", out=tmp_path / "all.json")
     assert every["all_dates"] is True and every["date"] is None
@@ -301,6 +313,7 @@ def test_date_and_all_dates(cli, trained, tmp_path):
     assert one_day["predictions"] == [p for p in every["predictions"] if p["date"] == middle]
 
 
+@pytest.mark.slow
 def test_version_and_model_file_choose_the_model(cli, trained, tmp_path):
     v1 = trained["v1"].version
     by_version = _predict(cli, trained, "--version", v1, out=tmp_path / "v.json")
@@ -323,6 +336,7 @@ def test_version_and_model_file_choose_the_model(cli, trained, tmp_path):
     assert production["predictions"] != by_version["predictions"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_output_files_hold_the_predictions(cli, trained, tmp_path, suffix):
     out = tmp_path / f"predictions{suffix}"
@@ -335,6 +349,7 @@ def test_output_files_hold_the_predictions(cli, trained, tmp_path, suffix):
     assert records == doc["predictions"]  # the CSV keeps every digit too
 
 
+@pytest.mark.slow
 def test_predict_errors_exit_1(cli, trained, tmp_path):
     """No production model, an unreadable model file, data that ends before --date: exit 1
     with a clear message, and the --output-json document says so."""
@@ -368,12 +383,14 @@ def test_predict_errors_exit_1(cli, trained, tmp_path):
         (("--period", "7y"), "--period"),
     ],
 )
+@pytest.mark.slow
 def test_bad_options_exit_3(cli, trained, args, needle):
     result = cli("predict", *DATA, "--models-dir", trained["models_dir"], *args)
     assert result.exit_code == 3, result.output
     assert needle in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_version_and_model_file_together_exit_3(cli, trained):
     v1 = trained["v1"].version
     result = cli(
@@ -389,6 +406,7 @@ def test_version_and_model_file_together_exit_3(cli, trained):
     assert result.exit_code == 3 and "give one of them" in result.output
 
 
+@pytest.mark.slow
 def test_a_date_without_bars_exits_1_and_says_why(cli, trained):
     result = cli("predict", *DATA, "--models-dir", trained["models_dir"], "--date", "2013-02-02")
     assert result.exit_code == 1

@@ -25,6 +25,7 @@ def _json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+@pytest.mark.slow
 def test_default_thresholds_refuse_an_honest_daily_model(cli, tmp_path):
     """The seed's 60% bar is out of reach for an honest next-day model: exit 2, the seed's
     message, the version kept but nothing promoted."""
@@ -41,6 +42,7 @@ def test_default_thresholds_refuse_an_honest_daily_model(cli, tmp_path):
     assert ModelStore(Path("models")).history() == []
 
 
+@pytest.mark.slow
 def test_output_json_documents_the_run(cli, tmp_path):
     """--output-json carries every documented field, with consistent numbers."""
     out = tmp_path / "result.json"

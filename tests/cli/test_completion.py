@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 SHELLS = ("bash", "zsh", "fish")
+# Each run starts a fresh interpreter under a shell: bash is in the fast subset, the
+# other shells run with the slow tests.
+EVERY_SHELL = [s if s == "bash" else pytest.param(s, marks=pytest.mark.slow) for s in SHELLS]
 # What identifies each shell's script (Typer's templates for prog name "mptrain").
 SCRIPT_MARKERS = {
     "bash": "complete -o default -F _mptrain_completion mptrain",
@@ -46,7 +49,7 @@ def _under_shell(shell: str, args: list[str], tmp_path: Path, **env: str):
     )
 
 
-@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("shell", EVERY_SHELL)
 def test_show_completion_prints_the_script_of_the_users_shell(shell: str, tmp_path: Path):
     proc = _under_shell(shell, ["--show-completion"], tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -80,7 +83,7 @@ def test_install_completion_writes_the_script_for_the_users_shell(
         assert script_path.split("/")[0] in (home / rc_file).read_text()
 
 
-@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("shell", EVERY_SHELL)
 def test_source_instruction_names_the_shell_explicitly(shell: str):
     """`_MPTRAIN_COMPLETE=source_<shell> mptrain` prints a shell's script without any
     detection (for shells started by other programs, or to write the file by hand)."""
@@ -117,7 +120,7 @@ def _complete(shell: str, line: str) -> list[str]:
     return [line.split("\t")[0] for line in result.stdout.splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("shell", EVERY_SHELL)
 def test_model_type_values_complete_in_every_shell(shell: str):
     assert set(_complete(shell, "mptrain train --model-type ")) >= BUILTIN_MODEL_TYPES
 

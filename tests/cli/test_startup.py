@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 HEAVY_MODULES = ("xgboost", "lightgbm", "sklearn", "mlflow", "optuna", "polars", "pandas")
 
 # Runs in a child interpreter: each request is one call of the real entry point (as the
@@ -110,6 +112,7 @@ COMPLETION_LINES = (
 )
 
 
+@pytest.mark.slow
 def test_completion_requests_do_not_import_heavy_libraries():
     """Completing commands, options and values (incl. model types from the entry points
     and versions from the model store) answers without the heavy libraries."""

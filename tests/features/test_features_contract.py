@@ -89,6 +89,7 @@ def test_spec_round_trips_through_json_and_keeps_its_hash():
     assert len(spec.hash) == 64 and int(spec.hash, 16) >= 0
 
 
+@pytest.mark.slow
 def test_spec_hash_is_stable_across_processes():
     code = "from marketpredictor_train.features import default_spec; print(default_spec().hash)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

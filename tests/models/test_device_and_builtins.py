@@ -84,6 +84,7 @@ def _xy(n=300, seed=0):
     return X, (X[:, 0] > 0).astype(int)
 
 
+@pytest.mark.slow
 def test_rf_payload_is_a_skops_zip_not_a_pickle():
     rf = get_model_type("rf")({"n_estimators": 5})
     rf.fit(*_xy())
@@ -92,6 +93,7 @@ def test_rf_payload_is_a_skops_zip_not_a_pickle():
         assert "schema.json" in zf.namelist()
 
 
+@pytest.mark.slow
 def test_rf_refuses_a_skops_file_with_untrusted_types():
     """A skops file naming os.system (through a FunctionTransformer) must not load."""
     import skops.io

@@ -404,6 +404,7 @@ def test_mlflow_is_told_not_to_configure_logging_unless_the_user_said(
 # ----------------------------------------------------------------- the default local store
 
 
+@pytest.mark.slow
 def test_a_plain_mlruns_folder_gets_a_note_and_runs_go_to_mlflow_db(
     monkeypatch: pytest.MonkeyPatch, experiment
 ):

@@ -16,8 +16,8 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import mlflow
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -26,9 +26,15 @@ import pytest
 from marketpredictor_train import load_model
 from marketpredictor_train.store import ModelStore
 
+if TYPE_CHECKING:
+    import mlflow
+
 TICKERS = ("AAPL", "MSFT")
 FAST = ("--source", "sample", "--tickers", ",".join(TICKERS), "--period", "3y")
 DATA_SETTINGS = {"source": "sample", "tickers": list(TICKERS), "period": "3y"}
+
+# Every test here trains through the CLI and talks to a real MLflow store.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -52,6 +58,8 @@ def registry_down(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def client() -> mlflow.MlflowClient:
+    import mlflow
+
     assert mlflow.get_tracking_uri().startswith("sqlite:///")  # the session store
     return mlflow.MlflowClient()
 
@@ -133,6 +141,8 @@ def test_the_champion_alias_follows_every_change_of_production(cli, tmp_path, na
     rollback back and the seed's manual cp (noticed by the next command), the alias names
     the model version whose mptrain version is production; each version is registered
     once, from its train run, and the history records the model version promoted."""
+    import mlflow
+
     name = names["model"]
     kept = _train(cli, tmp_path, code=2)  # default thresholds: saved, registered, no alias
     assert kept["registry"]["champion_version"] is None
@@ -270,6 +280,8 @@ def registered(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str) -> dic
 def test_the_mlflow_model_is_code_and_the_bin_no_pickle(registered):
     """The logged model is "models from code": our model code and the version's .bin, with
     marketpredictor-train as its requirement; no pickle anywhere in it."""
+    import mlflow
+
     local = Path(mlflow.artifacts.download_artifacts(registered["uri"]))
     files = {p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()}
     version = registered["result"].version
@@ -286,6 +298,8 @@ def test_the_mlflow_model_is_code_and_the_bin_no_pickle(registered):
 
 
 def test_pyfunc_load_gives_the_librarys_probabilities(registered):
+    import mlflow
+
     frame = _sample_frame()
     expected = load_model(registered["result"].model_path).predict(frame)
     served = mlflow.pyfunc.load_model(registered["uri"]).predict(frame.to_pandas())

@@ -24,6 +24,7 @@ def _json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+@pytest.mark.slow
 def test_optimize_writes_its_result_and_the_best_parameters(cli, tmp_path):
     out = tmp_path / "optimize.json"
     result = cli("optimize", "--trials", "2", *SMALL_FLAGS, "--output-json", out)

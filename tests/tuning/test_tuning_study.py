@@ -84,6 +84,7 @@ def test_a_model_without_rounds_is_pruned_between_folds(small_dataset):
     assert list(trial.intermediate_values) == [STEP_STRIDE - 1]
 
 
+@pytest.mark.slow
 def test_without_pruning_every_fold_runs_every_round(small_dataset):
     objective = Objective(
         get_model_type("xgb"), _tuning_data(small_dataset), device="cpu", seed=1, pruning=False
@@ -223,6 +224,7 @@ def test_a_malformed_params_file_is_ignored_with_a_warning(tmp_path, content):
     assert any(entry["log_level"] == "warning" for entry in logs)
 
 
+@pytest.mark.slow
 def test_no_completed_trial_is_a_training_error(small_dataset, small_settings, monkeypatch):
     from marketpredictor_train.tuning import pruning
 
@@ -246,6 +248,7 @@ def test_unreachable_database_is_a_training_error(small_dataset, small_settings)
         tune(small_settings(storage=url), get_model_type("xgb"), small_dataset, device="cpu")
 
 
+@pytest.mark.slow
 def test_cv_folds_use_the_purge_gap_of_horizon_and_embargo(small_dataset, small_settings):
     outcome = tune(
         small_settings(trials=1, embargo_days=3), get_model_type("xgb"), small_dataset, device="cpu"

@@ -63,7 +63,10 @@ def _simulated_backtests(horizon: int, seed: int) -> tuple[np.ndarray, dict[str,
     return labels, calls
 
 
-@pytest.mark.parametrize("horizon", [1, 5, 20])
+@pytest.mark.parametrize(
+    "horizon",
+    [1, pytest.param(5, marks=pytest.mark.slow), pytest.param(20, marks=pytest.mark.slow)],
+)
 def test_accuracy_interval_covers_no_skill_predictors_at_nominal_rate(horizon: int):
     """The 95% interval contains the true accuracy (0.5) of every no-skill predictor, and
     the paired difference to always-up contains 0, in >= 90% of simulated 6-month backtests
@@ -132,6 +135,7 @@ def _known_sharpe_returns(rng: np.random.Generator, sims: int, days: int):
     return hold, strategy, true_hold, true_strategy
 
 
+@pytest.mark.slow
 def test_sharpe_intervals_contain_the_true_sharpe_most_of_the_time():
     """Over 6-month backtests of a process whose Sharpe ratio is known, the 95% intervals of
     each Sharpe ratio and of their paired difference contain the truth in >= 85% of 100

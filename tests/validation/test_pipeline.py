@@ -18,6 +18,7 @@ from marketpredictor_train.store import ModelStore, read_model_file
 from tests.validation.markets import LOW_BAR
 
 
+@pytest.mark.slow
 def test_random_walk_scores_about_50_percent_and_promotes_nothing(random_walk_run):
     tmp, result = random_walk_run
     v = result.to_dict()["validation"]
@@ -35,6 +36,7 @@ def test_random_walk_scores_about_50_percent_and_promotes_nothing(random_walk_ru
     assert store.production() is None and store.history() == []
 
 
+@pytest.mark.slow
 def test_planted_signal_is_found_and_promoted(champion_run):
     tmp, result = champion_run
     v = result.to_dict()["validation"]
@@ -182,6 +184,7 @@ def test_refit_never_happens_to_a_model_that_is_not_promoted(
     assert manifest["validation"]["status"] == "validated"
 
 
+@pytest.mark.slow
 def test_report_files_hold_the_numbers_of_the_result(champion_run):
     tmp, result = champion_run
     folder = Path(result.report_dir)

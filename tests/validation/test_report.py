@@ -203,6 +203,7 @@ def test_write_report_writes_markdown_html_json_and_every_plot(written):
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in files)
 
 
+@pytest.mark.slow
 def test_without_feature_importance_there_is_no_importance_plot_or_section(
     champion_written,
 ):
@@ -243,6 +244,7 @@ def test_markdown_and_html_have_the_same_sections(written):
     assert "Plots (in report.html): confusion.png, calibration.png" in md
 
 
+@pytest.mark.slow
 def test_rewriting_a_report_replaces_its_files_and_leaves_no_temp_files(written, odd_written: Path):
     """Writing into a folder that holds a report replaces each file (no temp files
     left, no file of the old report kept under another name)."""
