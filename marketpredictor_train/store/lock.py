@@ -28,14 +28,17 @@ class StoreLock:
         self._lock = FileLock(self.path, timeout=timeout)
 
     @contextmanager
-    def hold(self) -> Iterator[None]:
+    def hold(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the lock for the block, waiting at most ``timeout`` seconds (default: the
+        lock's own)."""
+        wait = self.timeout if timeout is None else timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._lock.acquire()
+            self._lock.acquire(timeout=wait)
         except Timeout as exc:
             raise StoreError(
                 f"Another mptrain process has held the model store lock {self.path} "
-                f"for more than {self.timeout:g}s",
+                f"for more than {wait:g}s",
                 hint="Wait for the other training or rollback to finish. The lock is released "
                 "automatically when that process exits; a leftover lock file is harmless.",
             ) from exc
