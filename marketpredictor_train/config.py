@@ -145,6 +145,18 @@ class Settings(BaseSettings):
             return cleaned
         return value
 
+    @field_validator("models_dir", "logs_dir", "cache_dir")
+    @classmethod
+    def _folder_not_file(cls, value: Path) -> Path:
+        # A folder that does not exist yet is made when needed; a file in its place (or in
+        # place of a parent) would only fail later, deep inside a run.
+        for here in (value.expanduser(), *value.expanduser().parents):
+            if here.exists():
+                if not here.is_dir():
+                    raise ValueError(f"{here} is a file, not a folder; name a folder")
+                break
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:

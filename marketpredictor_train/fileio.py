@@ -53,7 +53,12 @@ def atomic_writer(
     the block finishes without an error (and is removed otherwise)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path.name), suffix=".tmp")
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            dir=path.parent, prefix=_temp_prefix(path.name), suffix=".tmp"
+        )
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, mode, encoding=encoding) as fh:
@@ -63,6 +68,9 @@ def atomic_writer(
         # mkstemp creates 0600; what we write is meant to be read by other users too.
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _naming(exc, path) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -84,7 +92,10 @@ def write_temp_file(folder: Path, name: str, data: bytes) -> Path:
     target), for callers that give it its final name themselves (e.g. with a hard link).
 
     The name starts with a dot and ends in ``.tmp`` so folder listings skip it."""
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=_temp_prefix(name), suffix=".tmp")
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=_temp_prefix(name), suffix=".tmp")
+    except OSError as exc:
+        raise _naming(exc, Path(folder) / name) from exc
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -92,10 +103,21 @@ def write_temp_file(folder: Path, name: str, data: bytes) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _naming(exc, Path(folder) / name) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return tmp
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` naming the file being written (a failed ``write`` names none, and a temp
+    file's name would mean nothing to the reader)."""
+    if exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
 
 
 def fsync_dir(folder: Path) -> None:

@@ -35,6 +35,10 @@ class StoreLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._lock.acquire(timeout=wait)
+        except OSError as exc:  # a read-only or immutable folder: name the lock file
+            if exc.filename is not None or exc.errno is None:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
         except Timeout as exc:
             raise StoreError(
                 f"Another mptrain process has held the model store lock {self.path} "

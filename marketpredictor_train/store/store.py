@@ -33,7 +33,12 @@ from typing import Any
 
 import structlog
 
-from marketpredictor_train.errors import ConfigError, ModelFileError, StoreError
+from marketpredictor_train.errors import (
+    ConfigError,
+    ModelFileError,
+    StoreError,
+    describe_os_error,
+)
 from marketpredictor_train.fileio import (
     atomic_write_bytes,
     fsync_dir,
@@ -277,6 +282,17 @@ class ModelStore:
 
     # ----------------------------------------------------------------- changing
 
+    def check_writable(self) -> None:
+        """:class:`StoreError` now, naming the folder and the cause, if files cannot be
+        created in the store (read-only, immutable, no permission, a file in its place):
+        better before a long training run than after it."""
+        with _file_system_faults("Cannot write to the model store", "nothing was changed"):
+            self.models_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                write_temp_file(self.models_dir, ".write-check", b"").unlink()
+            except OSError as exc:  # name the folder, not the probe file
+                raise OSError(exc.errno, exc.strerror, str(self.models_dir)) from exc
+
     def save(self, manifest: dict[str, Any], payload: bytes) -> StoredModel:
         """Save a new version named after the current UTC time; never overwrites one.
 
@@ -285,6 +301,10 @@ class ModelStore:
         name, and the link fails if another process took that name first, in which case the
         next suffix is tried.
         """
+        with _file_system_faults("Cannot save the model", "nothing was saved"):
+            return self._save(manifest, payload)
+
+    def _save(self, manifest: dict[str, Any], payload: bytes) -> StoredModel:
         self.models_dir.mkdir(parents=True, exist_ok=True)
         now = datetime.now(UTC)
         base = now.strftime("%Y%m%d_%H%M%S")
@@ -326,7 +346,10 @@ class ModelStore:
         promotion happens only if production is still that model: a run that compared
         itself with one champion must not replace another that a concurrent run promoted
         meanwhile. Otherwise :class:`ProductionChanged` is raised and nothing changes."""
-        with self._locked():
+        with (
+            _file_system_faults(f"Cannot promote {version}", "production is unchanged"),
+            self._locked(),
+        ):
             if expected_production is not UNCHECKED:
                 current = self._production_version_or_none()
                 if current != expected_production:
@@ -350,7 +373,12 @@ class ModelStore:
         current one according to the history (see :meth:`previous_production`). None when
         ``version`` is production already and the history says so: nothing is changed or
         recorded."""
-        with self._locked():
+        with (
+            _file_system_faults(
+                f"Cannot roll back to {version or 'the previous model'}", "production is unchanged"
+            ),
+            self._locked(),
+        ):
             if version is None:
                 version = self._previous_production()
             history = self.history()
@@ -374,7 +402,7 @@ class ModelStore:
         (:class:`ModelFileError`)."""
         if keep < 0:
             raise ConfigError(f"Cannot keep {keep} versions: give 0 or more")
-        with self._locked():
+        with _file_system_faults("Cannot prune", "production is unchanged"), self._locked():
             production = self.production()
             candidates = [
                 v for v in self.version_names() if production is None or v != production.version
@@ -471,9 +499,22 @@ class ModelStore:
             registered=registered,
         )
         write_intent(self.intent_path, record)
-        atomic_write_bytes(self.prod_path, data)
+        try:
+            atomic_write_bytes(self.prod_path, data)
+        except BaseException:
+            self.intent_path.unlink(missing_ok=True)  # production was never replaced
+            raise
         _crash_point("after-production-replaced")
-        append_record(self.history_path, record)
+        try:
+            append_record(self.history_path, record)
+        except OSError as exc:
+            described = describe_os_error(exc) or str(exc)
+            raise StoreError(
+                f"Production is now {version}, but its record could not be added to "
+                f"{self.history_path}: {described}",
+                hint="The next mptrain command that changes the store adds the record "
+                f"(from {self.intent_path.name}) once the file can be written.",
+            ) from exc
         self.intent_path.unlink(missing_ok=True)
         log.info(
             "Production model changed",
@@ -582,6 +623,23 @@ class ModelStore:
                 continue
         if removed:
             log.info("Removed temp files left by interrupted runs", folder=str(self.models_dir))
+
+
+@contextmanager
+def _file_system_faults(doing: str, outcome: str) -> Iterator[None]:
+    """A fault of the file system (disk full, read-only, immutable...) as a one-line
+    :class:`StoreError` naming the file and the cause; other errors pass unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        described = describe_os_error(exc)
+        if described is None:
+            raise
+        raise StoreError(
+            f"{doing}: {described}; {outcome}",
+            hint="Free space or make the models folder writable (or choose another with "
+            "--models-dir), then run again.",
+        ) from exc
 
 
 def _crash_point(name: str) -> None:
