@@ -229,11 +229,13 @@ class _TrialWatcher:
 
 
 def _route_optuna_logging() -> None:
-    """Optuna's own stderr handler would bypass ours (and the JSON log file)."""
+    """Optuna's own stderr handler would bypass ours (and the JSON log file), and its
+    "Trial N finished" lines would repeat our one line per trial: warnings only."""
     import optuna
 
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def data_window(settings: Settings, dataset: Dataset) -> dict[str, Any]:
