@@ -336,7 +336,10 @@ def run_reported[R: Result](
     if json_stdout:
         print_json(result)
     else:
-        render(result)
+        try:
+            render(result)
+        except BrokenPipeError:  # stderr's reader went away (`2>&1 | head -1`)
+            silence_closed_outputs()
     return result
 
 
@@ -365,24 +368,34 @@ def _write_failure_json(path: Path, document: dict[str, Any]) -> None:
 
 def _to_stdout(text: str) -> None:
     """``text`` on stdout; a reader that went away (EPIPE) loses the rest of it, not the
-    run: stdout then points at the null device so that nothing else fails on it."""
+    run (see :func:`silence_closed_outputs`)."""
     try:
         typer.echo(text)
         sys.stdout.flush()
     except BrokenPipeError:
-        silence_stdout()
+        silence_closed_outputs()
 
 
-def silence_stdout() -> None:
-    """Point the stdout file descriptor at the null device (after EPIPE), so that later
-    writes and the final flush at exit succeed instead of failing the command."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-    finally:
-        os.close(devnull)
+def silence_closed_outputs() -> None:
+    """Point stdout and stderr, where their reader has gone (``| head -1``), at the null
+    device, so that later writes and the final flush at exit succeed instead of failing
+    the command; an output still read is left alone."""
+    import select
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+            poller = select.poll()
+            poller.register(fd, select.POLLOUT)
+            gone = any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+        except (OSError, ValueError, AttributeError):
+            continue
+        if gone:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, fd)
+            finally:
+                os.close(devnull)
 
 
 def print_json(result: Result) -> None:

@@ -66,6 +66,16 @@ def setup_mlflow() -> None:
         )
 
 
+def would_create_store() -> bool:
+    """Whether logging a run now would create MLflow's default local store (./mlflow.db,
+    ./mlruns): no tracking URI is set and neither exists yet. A dry run creates none."""
+    import mlflow
+
+    if mlflow.tracking.is_tracking_uri_set():
+        return False
+    return not Path("mlflow.db").exists() and not FILE_STORE_DIR.exists()
+
+
 def has_file_store_runs(folder: Path) -> bool:
     """Whether ``folder`` holds experiments of MLflow's file store (``<id>/meta.yaml``)."""
     try:
