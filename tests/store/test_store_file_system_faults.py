@@ -163,6 +163,24 @@ def test_a_full_disk_during_the_save_of_train_is_one_line_and_the_json_is_writte
 
 
 @pytest.mark.slow  # one real train on the sample data (~8 s)
+def test_a_full_disk_during_the_promotion_of_train_keeps_the_saved_version(tmp_path):
+    with small_disk(tmp_path / "disk", "500k") as disk:  # one model file fits, not two
+        models = disk / "models"
+        result = mptrain(
+            "train", "--source", "sample", "--force", "-q",
+            "--models-dir", str(models), "--output-json", "out.json",
+        )  # fmt: skip
+        assert result.returncode == 1, result.stderr
+        assert_one_line_error(result.stderr, "Cannot promote", "prod_model.bin", "disk full")
+        doc = json.loads(Path("out.json").read_text())
+        assert doc["exit_code"] == 1 and doc["error"]["type"] == "StoreError"
+        assert len(list(models.glob("model_*.bin"))) == 1  # saved, not promoted
+        assert not (models / "prod_model.bin").exists()
+        assert not (models / "history.jsonl").exists()
+        assert not (models / ".promotion-intent.json").exists()
+
+
+@pytest.mark.slow  # one real train on the sample data (~8 s)
 def test_a_file_size_limit_during_the_save_of_train_is_one_line_and_the_json_is_written():
     """The same fault without root: writes past RLIMIT_FSIZE fail with EFBIG."""
     result = mptrain(
