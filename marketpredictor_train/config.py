@@ -7,9 +7,11 @@ or ``MPTRAIN_CONFIG``. Every problem with a setting becomes a :class:`ConfigErro
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -143,6 +145,18 @@ class Settings(BaseSettings):
             return cleaned
         return value
 
+    @field_validator("models_dir", "logs_dir", "cache_dir")
+    @classmethod
+    def _folder_not_file(cls, value: Path) -> Path:
+        # A folder that does not exist yet is made when needed; a file in its place (or in
+        # place of a parent) would only fail later, deep inside a run.
+        for here in (value.expanduser(), *value.expanduser().parents):
+            if here.exists():
+                if not here.is_dir():
+                    raise ValueError(f"{here} is a file, not a folder; name a folder")
+                break
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
@@ -257,8 +271,55 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
+# MPTRAIN_* variables that are not settings but are read by mptrain or set for the
+# commands it runs: the config file, the signing keys, the thread count, the variables
+# the post-promotion command gets (so that it may itself call mptrain), and test seams.
+NON_SETTING_ENV_VARS = frozenset(
+    {
+        "MPTRAIN_CONFIG",
+        "MPTRAIN_SIGNING_KEY",
+        "MPTRAIN_VERIFY_KEY",
+        "MPTRAIN_THREADS",
+        "MPTRAIN_VERSION",
+        "MPTRAIN_PREVIOUS_VERSION",
+        "MPTRAIN_ACTION",
+        "MPTRAIN_MODEL_PATH",
+    }
+)
+_NON_SETTING_ENV_PREFIXES = ("MPTRAIN_TEST_",)
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> None:
+    """:class:`ConfigError` for an ``MPTRAIN_*`` variable that is neither a setting nor
+    one of :data:`NON_SETTING_ENV_VARS`: a misspelt setting must not be ignored silently,
+    just as the same key in the config file is refused."""
+    environ = os.environ if environ is None else environ
+    fields = set(Settings.model_fields)
+    unknown = sorted(
+        key
+        for key in environ
+        if key.upper().startswith("MPTRAIN_")
+        and key.upper()[len("MPTRAIN_") :].lower() not in fields
+        and key.upper() not in NON_SETTING_ENV_VARS
+        and not key.upper().startswith(_NON_SETTING_ENV_PREFIXES)
+    )
+    if not unknown:
+        return
+    known = [f"MPTRAIN_{name.upper()}" for name in fields]
+    parts = []
+    for key in unknown:
+        close = difflib.get_close_matches(key.upper(), known, n=1)
+        parts.append(f"{key} (did you mean {close[0]}?)" if close else key)
+    raise ConfigError(
+        "Unknown environment variable " + ", ".join(parts) + ": not an mptrain setting",
+        hint="Fix its spelling or unset it; the settings are listed under Configuration in "
+        "the README.",
+    )
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Build the Settings in force; ``overrides`` are flag values (None means 'not given')."""
+    check_environment()
     flags = {k: v for k, v in overrides.items() if v is not None}
     token = _config_path.set(config_file)
     try:
@@ -276,5 +337,8 @@ def _describe(exc: ValidationError) -> str:
         msg = err.get("msg", "invalid value")
         if err.get("type") == "extra_forbidden":
             msg = "unknown setting (check its spelling in the config file or environment)"
+            close = difflib.get_close_matches(where, list(Settings.model_fields), n=1)
+            if close:
+                msg = f"unknown setting (did you mean {close[0]}?)"
         parts.append(f"{where}: {msg}")
     return "Invalid configuration - " + "; ".join(parts)

@@ -5,6 +5,8 @@ A model that fails validation is not an exception: it is a result whose exit cod
 
 from __future__ import annotations
 
+import errno
+
 
 class MptrainError(Exception):
     """Base of every error mptrain reports to its user (exit code 1 unless a subclass says)."""
@@ -34,6 +36,11 @@ class StoreError(MptrainError):
     """The model store could not be read or changed (exit 1)."""
 
 
+class FileSystemError(MptrainError):
+    """A file or folder could not be written or read: disk full, read-only, immutable,
+    no permission, or a file where a folder should be (exit 1)."""
+
+
 class ModelFileError(StoreError):
     """A model file is missing, truncated, tampered with or of an unknown format (exit 1)."""
 
@@ -49,6 +56,45 @@ class ConfigError(MptrainError):
     """Invalid arguments, settings or config file, or an unknown model type (exit 3)."""
 
     exit_code = 3
+
+
+# errno -> what it means for the person at the terminal, for the faults of the file system
+# a run can meet (other OSErrors, e.g. of the network, are not described here).
+_FILE_SYSTEM_FAULTS = {
+    errno.ENOSPC: "no space left on the device (disk full)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large for this file system or the file size limit (ulimit -f)",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted (an immutable folder or file? see lsattr)",
+    errno.ENOTDIR: "a file stands where a folder is needed",
+    errno.EISDIR: "a folder stands where a file is needed",
+    errno.EEXIST: "a file stands where a folder is needed",
+    errno.EIO: "input/output error (a failing disk or a lost network file system)",
+    errno.ENAMETOOLONG: "the name is too long",
+}
+
+
+def describe_os_error(exc: OSError) -> str | None:
+    """'<path>: <cause>' for a file-system fault, None for any other OSError."""
+    cause = _FILE_SYSTEM_FAULTS.get(exc.errno or 0)
+    if cause is None:
+        return None
+    where = exc.filename if exc.filename is not None else "a file"
+    return f"{where}: {cause}"
+
+
+def file_system_error(exc: OSError, doing: str = "Cannot write") -> FileSystemError | None:
+    """The :class:`FileSystemError` to report for ``exc``, or None when it is not a fault
+    of the file system (and stays what it is)."""
+    described = describe_os_error(exc)
+    if described is None:
+        return None
+    return FileSystemError(
+        f"{doing} {described}",
+        hint="Free space, or make the folder writable (or choose another with "
+        "--models-dir / --logs-dir), and run again; the production model is unchanged.",
+    )
 
 
 EXIT_SUCCESS = 0

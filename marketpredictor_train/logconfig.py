@@ -190,6 +190,7 @@ def _console_handler(console: Console | None) -> logging.Handler:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 _drop_callsite,
+                _round_for_people,
                 structlog.dev.ConsoleRenderer(colors=colors, pad_event_to=0),
             ],
             foreign_pre_chain=_pre_chain(),
@@ -197,6 +198,29 @@ def _console_handler(console: Console | None) -> logging.Handler:
     )
     handler._mptrain = True  # type: ignore[attr-defined]
     return handler
+
+
+# Significant digits of a float on the console; the JSON log file keeps every digit.
+CONSOLE_DIGITS = 4
+
+
+def _round_for_people(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    """Floats (also inside dicts and lists, e.g. ``metrics``) to :data:`CONSOLE_DIGITS`
+    significant digits: 0.5123 reads better than 0.51234567890123457."""
+    for key, value in event_dict.items():
+        if key != "event":
+            event_dict[key] = _rounded(value)
+    return event_dict
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return float(f"{value:.{CONSOLE_DIGITS}g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_rounded(v) for v in value)
+    return value
 
 
 def _drop_callsite(_: Any, __: str, event_dict: EventDict) -> EventDict:

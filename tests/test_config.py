@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from marketpredictor_train.config import load_settings
+from marketpredictor_train.config import check_environment, load_settings
 from marketpredictor_train.errors import ConfigError
 
 
@@ -85,3 +85,41 @@ def test_bad_config_file_exits_3_through_the_cli(cli):
     result = cli("train", "--source", "sample")
     assert result.exit_code == 3
     assert "min_accuracy" in result.output
+
+
+def test_a_misspelt_setting_in_the_environment_exits_3_like_in_the_file(cli, monkeypatch):
+    monkeypatch.setenv("MPTRAIN_MIN_ACURACY", "0.5")
+    result = cli("train", "--source", "sample", "--dry-run")
+    assert result.exit_code == 3, result.output
+    assert "MPTRAIN_MIN_ACURACY (did you mean MPTRAIN_MIN_ACCURACY?)" in result.output
+    assert not Path("models").exists() and not Path("logs").exists()
+
+
+def test_a_misspelt_setting_in_the_file_suggests_the_setting(cli):
+    Path("mptrain.toml").write_text("min_acuracy = 0.5\n")
+    result = cli("train", "--source", "sample", "--dry-run")
+    assert result.exit_code == 3, result.output
+    assert "min_acuracy: unknown setting (did you mean min_accuracy?)" in result.output
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MPTRAIN_CONFIG",
+        "MPTRAIN_SIGNING_KEY",
+        "MPTRAIN_VERIFY_KEY",
+        "MPTRAIN_THREADS",
+        "MPTRAIN_VERSION",  # set for the post-promotion command, which may call mptrain
+        "MPTRAIN_TEST_POSTGRES_URL",
+        "mptrain_min_accuracy",  # a setting, in any case
+    ],
+)
+def test_mptrain_variables_that_are_not_settings_but_known_are_allowed(name):
+    check_environment({name: "x"})
+
+
+def test_every_unknown_variable_is_named():
+    with pytest.raises(ConfigError) as info:
+        check_environment({"MPTRAIN_NOPE": "1", "MPTRAIN_MODELSDIR": "m", "PATH": "/bin"})
+    assert "MPTRAIN_MODELSDIR (did you mean MPTRAIN_MODELS_DIR?)" in str(info.value)
+    assert "MPTRAIN_NOPE" in str(info.value) and info.value.exit_code == 3

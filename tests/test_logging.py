@@ -155,3 +155,16 @@ def test_unknown_log_level_is_a_configuration_error(cli, command: str):
     result = cli(command, "--log-level", "VERBOSE")
     assert result.exit_code == 3
     assert "--log-level" in result.stderr
+
+
+def test_console_rounds_floats_for_people_and_the_file_keeps_every_digit(logs: Path):
+    console = _quiet_console()
+    configure_logging(level="INFO", logs_dir=logs, console=console)
+    metrics = {"accuracy": 0.48440748440748443, "f1": 0.5123456789012345}
+    structlog.get_logger(__name__).info("Training complete", metrics=metrics, loss=0.69314718)
+    shown = console.file.getvalue()
+    assert "0.4844" in shown and "0.5123" in shown and "loss=0.6931" in shown
+    assert "0.48440748440748443" not in shown and "0.69314718" not in shown
+    (line,) = _lines(logs / LOG_FILE_NAME)
+    assert line["metrics"] == metrics
+    assert "loss=0.69314718" in line["message"]

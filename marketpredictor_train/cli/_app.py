@@ -78,9 +78,16 @@ def _print_error(message: str, hint: str | None = None) -> None:
 
     from marketpredictor_train.cli._console import err_console
 
-    err_console().print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    if hint:
-        err_console().print(hint, highlight=False, markup=False, soft_wrap=True)
+    try:
+        err_console().print(
+            f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True
+        )
+        if hint:
+            err_console().print(hint, highlight=False, markup=False, soft_wrap=True)
+    except BrokenPipeError:  # nobody reads stderr any more; the exit code still tells
+        from marketpredictor_train.cli._common import silence_closed_outputs
+
+        silence_closed_outputs()
 
 
 app = typer.Typer(

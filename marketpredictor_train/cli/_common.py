@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from marketpredictor_train.errors import MptrainError
+from marketpredictor_train.errors import MptrainError, file_system_error
 
 if TYPE_CHECKING:
     from marketpredictor_train.config import Settings
@@ -311,28 +312,92 @@ def run_reported[R: Result](
     ``json_stdout`` (``--json``) as its JSON document on stdout. The document also goes to
     ``output_json`` when given. On an error the failure document is written the same ways,
     before the error boundary maps the exception to its exit code."""
-    from marketpredictor_train import api
     from marketpredictor_train.results import failure_document
 
     started = time.monotonic()
     try:
-        result = run()
+        try:
+            result = run()
+        except OSError as exc:  # a full, read-only or immutable disk is no bug: one line
+            error = file_system_error(exc)
+            if error is None:
+                raise
+            raise error from exc
     except MptrainError as exc:
         document = failure_document(command, exc, duration_s=time.monotonic() - started)
         if output_json is not None:
-            api.write_json(output_json, document)
+            _write_failure_json(output_json, document)
         if json_stdout:
-            typer.echo(json.dumps(document, indent=2, default=str))
+            _to_stdout(json.dumps(document, indent=2, default=str))
         raise
+    # The document first: a reader that closes stdout early (`| head -1`) must not cost it.
+    if output_json is not None:
+        _write_output_json(output_json, result.to_dict())
     if json_stdout:
         print_json(result)
     else:
-        render(result)
-    if output_json is not None:
-        api.write_json(output_json, result.to_dict())
+        try:
+            render(result)
+        except BrokenPipeError:  # stderr's reader went away (`2>&1 | head -1`)
+            silence_closed_outputs()
     return result
+
+
+def _write_output_json(path: Path, document: dict[str, Any]) -> None:
+    from marketpredictor_train import api
+
+    try:
+        api.write_json(path, document)
+    except OSError as exc:
+        error = file_system_error(exc, "Cannot write the --output-json file")
+        if error is None:
+            raise
+        raise error from exc
+
+
+def _write_failure_json(path: Path, document: dict[str, Any]) -> None:
+    """The failure document, when its own path can be written; the run's error is what
+    the user must see either way."""
+    try:
+        _write_output_json(path, document)
+    except MptrainError as exc:
+        from marketpredictor_train.cli._console import err_console
+
+        err_console().print(f"Warning: {exc.message}", highlight=False, markup=False)
+
+
+def _to_stdout(text: str) -> None:
+    """``text`` on stdout; a reader that went away (EPIPE) loses the rest of it, not the
+    run (see :func:`silence_closed_outputs`)."""
+    try:
+        typer.echo(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence_closed_outputs()
+
+
+def silence_closed_outputs() -> None:
+    """Point stdout and stderr, where their reader has gone (``| head -1``), at the null
+    device, so that later writes and the final flush at exit succeed instead of failing
+    the command; an output still read is left alone."""
+    import select
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+            poller = select.poll()
+            poller.register(fd, select.POLLOUT)
+            gone = any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+        except (OSError, ValueError, AttributeError):
+            continue
+        if gone:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, fd)
+            finally:
+                os.close(devnull)
 
 
 def print_json(result: Result) -> None:
     """A result's JSON document on stdout (``--json``)."""
-    typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
+    _to_stdout(json.dumps(result.to_dict(), indent=2, default=str))

@@ -10,15 +10,30 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
-@cache
-def err_console() -> Console:
+def _console(*, stderr: bool) -> Console:
     from rich.console import Console
 
-    return Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")) or None)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # Rich exits 1 when its reader goes away (`2>&1 | head -1`); the run goes on
+            # without this output, and its exit code and --output-json stay its own.
+            self.quiet = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, self.file.fileno())
+            except (OSError, ValueError):
+                pass
+            finally:
+                os.close(devnull)
+
+    return _Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")) or None)
+
+
+@cache
+def err_console() -> Console:
+    return _console(stderr=True)
 
 
 @cache
 def out_console() -> Console:
-    from rich.console import Console
-
-    return Console(no_color=bool(os.environ.get("NO_COLOR")) or None)
+    return _console(stderr=False)

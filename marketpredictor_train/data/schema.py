@@ -11,6 +11,7 @@ import difflib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
@@ -42,6 +43,13 @@ MAX_EXAMPLES = 5
 # Relative slack for the high/low ordering: a price rescaled by an adjustment factor can
 # land a rounding step outside [low, high] without the bar being wrong.
 OHLC_TOLERANCE = 1e-9
+
+# Above this a price is a unit or scale error (the dearest shares trade below 1e6); the
+# features square prices and volumes, and 1e300 would overflow to infinity there.
+MAX_PRICE = 1e12
+# Bars dated after today (UTC) plus this many days cannot be real: an exchange ahead of UTC
+# is at most a day ahead.
+FUTURE_GRACE_DAYS = 1
 
 _ALIASES = {"adjclose": "adj_close", "adjusted_close": "adj_close", "symbol": "ticker"}
 
@@ -105,8 +113,9 @@ def validate_ohlcv(frame: pl.DataFrame, *, origin: str | None = None) -> pl.Data
 
     Raises DataError naming the tickers and dates at fault for: missing or misnamed
     columns, dates or numbers that do not parse, missing/NaN/infinite prices, prices
-    <= 0, high below low, open or close outside [low, high], negative or missing volume,
-    duplicate (ticker, date) rows and an empty frame. ``origin`` (a file name) goes into
+    <= 0 or above :data:`MAX_PRICE`, high below low, open or close outside [low, high],
+    negative or missing volume, dates after tomorrow, duplicate (ticker, date) rows, tickers
+    whose close never changes, and an empty frame. ``origin`` (a file name) goes into
     the message. Unsorted input is sorted, not rejected; gaps between dates are normal.
     """
     frame = _rename_columns(frame, origin)
@@ -120,6 +129,7 @@ def validate_ohlcv(frame: pl.DataFrame, *, origin: str | None = None) -> pl.Data
     problems = _value_problems(frame)
     frame = sort_ohlcv(frame)
     problems.extend(_duplicate_problems(frame))
+    problems.extend(_constant_price_problems(frame))
     raise_problems(problems, origin)
     return frame
 
@@ -269,7 +279,14 @@ def _value_problems(frame: pl.DataFrame) -> list[Problem]:
     tol = OHLC_TOLERANCE
     o, h, lo, c, v = (pl.col(n) for n in ("open", "high", "low", "close", "volume"))
     prices = [pl.col(n) for n in PRICE_COLUMNS]
+    latest = datetime.now(UTC).date() + timedelta(days=FUTURE_GRACE_DAYS)
     checks: dict[str, tuple[pl.Expr, str, str]] = {
+        "future": (
+            pl.col("date") > latest,
+            f"rows dated in the future (after {latest.isoformat()})",
+            "Market data cannot be newer than today; check the dates (a wrong year or "
+            "day/month swap?) or drop those rows.",
+        ),
         "ticker": (
             pl.col("ticker").is_null() | (pl.col("ticker") == ""),
             "rows without a ticker",
@@ -289,6 +306,11 @@ def _value_problems(frame: pl.DataFrame) -> list[Problem]:
             pl.any_horizontal([p.is_infinite() for p in prices]),
             "infinite prices",
             "Replace the infinite values with real prices or drop those rows.",
+        ),
+        "huge": (
+            pl.any_horizontal([p > MAX_PRICE for p in prices]),
+            f"prices above {MAX_PRICE:.0e}",
+            "Such prices are a unit or scale error; correct those rows or drop them.",
         ),
         "nonpositive": (
             pl.any_horizontal([p <= 0 for p in prices]),
@@ -353,6 +375,35 @@ def _duplicate_problems(frame: pl.DataFrame) -> list[Problem]:
             bad.height,
             _examples(bad),
             "Keep one row per ticker and date.",
+        )
+    ]
+
+
+def _constant_price_problems(frame: pl.DataFrame) -> list[Problem]:
+    """Tickers whose close never changes over two or more rows: there is no direction to
+    learn, and every indicator divides by a range of zero."""
+    import polars as pl
+
+    stats = frame.group_by("ticker", maintain_order=True).agg(
+        pl.len().alias("rows"),
+        (pl.col("close").max() == pl.col("close").min()).alias("constant"),
+        pl.col("date").min().alias("first"),
+        pl.col("date").max().alias("last"),
+    )
+    bad = stats.filter(pl.col("constant").fill_null(False) & (pl.col("rows") > 1))
+    if bad.height == 0:
+        return []
+    examples = tuple(
+        f"{t} {first} to {last}"
+        for t, first, last in bad.head(MAX_EXAMPLES).select("ticker", "first", "last").iter_rows()
+    )
+    return [
+        Problem(
+            "tickers whose close price never changes",
+            int(bad.get_column("rows").sum()),
+            examples,
+            "Constant prices carry no direction to learn (a placeholder or a halted "
+            "listing?); give real prices or leave those tickers out (--tickers).",
         )
     ]
 

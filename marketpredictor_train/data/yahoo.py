@@ -130,18 +130,26 @@ def _load_offline(settings: Settings) -> tuple[pl.DataFrame, dict[str, str]]:
 
 
 def _check_enough(
-    settings: Settings, asked: Sequence[str], got: int, dropped: dict[str, str]
+    settings: Settings,
+    asked: Sequence[str],
+    got: int,
+    dropped: dict[str, str],
+    *,
+    fetching: bool = False,
 ) -> None:
-    """Fail with the seed's message when too few of the asked tickers have data."""
+    """Fail with the seed's message when too few of the asked tickers have data; the hint
+    of ``fetching`` (`mptrain data fetch` itself) does not suggest running it again."""
     share = got / len(asked) if asked else 0.0
-    reasons = "; ".join(f"{t}: {why}" for t, why in list(dropped.items())[:5])
-    if len(dropped) > 5:
-        reasons += f"; and {len(dropped) - 5} more"
+    reasons = _reasons(dropped)
     hint = (
         "Check your internet connection and that Yahoo Finance is reachable "
         "(https://finance.yahoo.com); try a shorter window with --period 1y or fewer "
-        "--tickers; run 'mptrain data fetch' to fill the cache, or train from it with "
-        "--offline."
+        "--tickers; "
+        + (
+            "run again later, or work from what is cached with --offline (see 'mptrain data info')."
+            if fetching
+            else "run 'mptrain data fetch' to fill the cache, or train from it with --offline."
+        )
     )
     if got == 0:
         where = " in the cache (--offline)" if settings.offline else ""
@@ -155,6 +163,22 @@ def _check_enough(
             f"({share:.0%}, below min_data_fraction {settings.min_data_fraction:.0%}). {reasons}",
             hint=hint + " Lower min_data_fraction to accept fewer tickers.",
         )
+
+
+def _reasons(dropped: dict[str, str], shown: int = 5) -> str:
+    """Why tickers were left out, one cause at a time: 'AAPL, MSFT and 38 more: the
+    network is unreachable (...)', not forty copies of it."""
+    by_reason: dict[str, list[str]] = {}
+    for ticker, why in dropped.items():
+        by_reason.setdefault(why, []).append(ticker)
+    parts = [
+        f"{describe_list(tickers, limit=3)}: {why}"
+        for why, tickers in list(by_reason.items())[:shown]
+    ]
+    if len(by_reason) > shown:
+        rest = sum(len(t) for t in list(by_reason.values())[shown:])
+        parts.append(f"and {rest} more for other reasons")
+    return "; ".join(parts)
 
 
 def fetch_market_data(
@@ -175,5 +199,7 @@ def fetch_market_data(
             hint="Unset offline, or use 'mptrain data info' to inspect the cache.",
         )
     refreshed = refresh_cache(settings, full=full, progress=progress)
-    _check_enough(settings, refreshed.tickers, len(refreshed.usable), refreshed.failed)
+    _check_enough(
+        settings, refreshed.tickers, len(refreshed.usable), refreshed.failed, fetching=True
+    )
     return refreshed

@@ -49,6 +49,17 @@ _TRANSIENT = re.compile(
     r"|Service Unavailable|Gateway Time|status_code = 5\d\d|HTTP Error 5\d\d|\b50[0234]\b",
     re.IGNORECASE,
 )
+# The machine has no way to Yahoo at all (offline, DNS down, no route): every ticker of
+# the request fails for that one reason, also those yfinance calls "possibly delisted; no
+# timezone found" because its time-zone lookup, the first request, failed the same way.
+_NETWORK = re.compile(
+    r"Could not resolve (?:host|proxy)(?::\s*[\w.-]+)?|Name or service not known"
+    r"|Temporary failure in name resolution|Network is unreachable|No route to host"
+    r"|getaddrinfo failed"
+    r"|nodename nor servname provided|Failed to establish a new connection",
+    re.IGNORECASE,
+)
+NETWORK_REASON = "the network is unreachable"
 _RATE_LIMITED = re.compile(r"YFRateLimitError|Too Many Requests|Rate ?limit", re.IGNORECASE)
 
 
@@ -199,7 +210,7 @@ def _download_once(tickers: list[str], start: dt.date, end: dt.date, timeout: fl
                 timeout=timeout,
             )
     except Exception as exc:
-        why = f"{type(exc).__name__}: {exc}"
+        why = network_cause(str(exc)) or f"{type(exc).__name__}: {exc}"
         bucket = dict.fromkeys(tickers, why)
         if is_transient(exc):
             return _Attempt({}, bucket, {})
@@ -212,6 +223,12 @@ def _download_once(tickers: list[str], start: dt.date, end: dt.date, timeout: fl
     transient: dict[str, str] = {}
     permanent: dict[str, str] = {}
     empty = [t for t in tickers if t not in frames]
+    offline = capture.network or next(
+        (c for c in map(network_cause, capture.errors.values()) if c is not None), None
+    )
+    if offline is not None:
+        # One cause, not "possibly delisted" for some tickers and a DNS error for others.
+        return _Attempt(frames, {}, dict.fromkeys(empty, offline))
     for t in empty:
         reason = capture.errors.get(t)
         if reason is not None and _TRANSIENT.search(reason):
@@ -224,6 +241,15 @@ def _download_once(tickers: list[str], start: dt.date, end: dt.date, timeout: fl
         else:
             permanent[t] = "no data from Yahoo (no rows in the requested window)"
     return _Attempt(frames, transient, permanent)
+
+
+def network_cause(error: str) -> str | None:
+    """'the network is unreachable (Could not resolve host: query2.finance.yahoo.com)'
+    when ``error`` says the machine cannot reach Yahoo at all; None otherwise."""
+    match = _NETWORK.search(error)
+    if match is None:
+        return None
+    return f"{NETWORK_REASON} ({match.group(0).strip().rstrip('.')})"
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -255,12 +281,16 @@ class _YFinanceErrors(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.ERROR)
         self.errors: dict[str, str] = {}
+        # Set when any line (e.g. "Failed to get ticker 'X' reason: ...") says Yahoo
+        # cannot be reached at all.
+        self.network: str | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = record.getMessage().strip()
         except Exception:
             return
+        self.network = self.network or network_cause(text)
         match = self._LINE.match(text)
         if match is None:
             return

@@ -207,8 +207,17 @@ def refresh_cache(  # noqa: C901, PLR0915 - one pass over the tickers with a cas
                 why = got.failed.get(ticker, "no data from Yahoo")
                 results[ticker] = _failed_result(cache, ticker, why, through, True)
     report_ = RefreshReport(tickers, start, through, results, retries)
+    # One line per cause: forty tickers that failed for one reason (no network) are one line.
+    by_reason: dict[str, list[str]] = {}
     for ticker, why in report_.failed.items():
-        log.warning("ticker left out", ticker=ticker, reason=why)
+        by_reason.setdefault(why, []).append(ticker)
+    for why, left_out in by_reason.items():
+        if len(left_out) == 1:
+            log.warning("ticker left out", ticker=left_out[0], reason=why)
+        else:
+            log.warning(
+                "tickers left out", tickers=describe_list(left_out), count=len(left_out), reason=why
+            )
     return report_
 
 

@@ -100,6 +100,8 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
     timer = run.timer
     with run.bound(), ExitStack() as stack:
         model_cls, device = model_type_and_device(settings)  # exit 3 before any MLflow work
+        if not settings.dry_run:
+            ModelStore(settings.models_dir).check_writable()  # before the data and the fit
         # The MLflow run spans the rest of the train; an error that stops it closes it FAILED.
         tracking = stack.enter_context(training_run(settings, run.run_id))
         log.info(

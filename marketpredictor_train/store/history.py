@@ -21,6 +21,10 @@ import structlog
 log = structlog.get_logger(__name__)
 
 HISTORY_FILE_NAME = "history.jsonl"
+# The record of a change of production that has begun: written before prod_model.bin is
+# replaced and removed once the record is in the history, so a run killed in between
+# leaves what the next holder of the store lock needs to complete it.
+INTENT_FILE_NAME = ".promotion-intent.json"
 Action = Literal["promote", "rollback"]
 
 
@@ -108,6 +112,26 @@ def append_record(path: Path, record: PromotionRecord) -> None:
         fh.write(line.encode("utf-8"))
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def write_intent(path: Path, record: PromotionRecord) -> None:
+    """Durably note the change ``record`` describes before making it. The caller holds the
+    store lock."""
+    from marketpredictor_train.fileio import atomic_write_text
+
+    atomic_write_text(path, json.dumps(record.to_dict(), ensure_ascii=False, sort_keys=True))
+
+
+def read_intent(path: Path) -> PromotionRecord | None:
+    """The change an interrupted run had begun, or None when there is none (an unreadable
+    note is reported and treated as none: it was written atomically, so it is not ours)."""
+    try:
+        return PromotionRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("Ignoring an unreadable promotion note", path=str(path), error=str(exc))
+        return None
 
 
 def read_records(path: Path) -> list[PromotionRecord]:

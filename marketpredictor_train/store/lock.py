@@ -28,17 +28,24 @@ class StoreLock:
         self._lock = FileLock(self.path, timeout=timeout)
 
     @contextmanager
-    def hold(self) -> Iterator[None]:
+    def hold(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the lock for the block, waiting at most ``timeout`` seconds (default: the
+        lock's own)."""
+        wait = self.timeout if timeout is None else timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._lock.acquire()
-        except Timeout as exc:
+            self._lock.acquire(timeout=wait)
+        except Timeout as exc:  # first: filelock's Timeout is an OSError too
             raise StoreError(
                 f"Another mptrain process has held the model store lock {self.path} "
-                f"for more than {self.timeout:g}s",
+                f"for more than {wait:g}s",
                 hint="Wait for the other training or rollback to finish. The lock is released "
                 "automatically when that process exits; a leftover lock file is harmless.",
             ) from exc
+        except OSError as exc:  # a read-only or immutable folder: name the lock file
+            if exc.filename is not None or exc.errno is None:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
         try:
             yield
         finally:

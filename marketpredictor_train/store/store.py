@@ -7,19 +7,25 @@ Layout of the models folder::
     ├── model_20250127_143022.bin   # every saved version (UTC save time)
     ├── model_20250120_020015.bin
     ├── history.jsonl               # append-only promotion history
+    ├── .promotion-intent.json      # only while production changes (or after a kill then)
     └── .mptrain.lock               # inter-process lock (may stay behind; harmless)
 
 Production is identified by the manifest inside ``prod_model.bin``, never by a pointer file,
 so the manual ``cp models/model_X.bin models/prod_model.bin`` leaves a store that every
-command reads correctly. Changes of production happen under the store lock and replace
-``prod_model.bin`` atomically, then append to the history.
+command reads correctly. Changes of production happen under the store lock: the history
+record is noted first, ``prod_model.bin`` is replaced atomically, then the record is
+appended. Whoever next holds the lock completes a change a killed run left half-recorded,
+and removes the temp files of writers that died.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,15 +33,28 @@ from typing import Any
 
 import structlog
 
-from marketpredictor_train.errors import ConfigError, ModelFileError, StoreError
-from marketpredictor_train.fileio import atomic_write_bytes, fsync_dir, write_temp_file
+from marketpredictor_train.errors import (
+    ConfigError,
+    ModelFileError,
+    StoreError,
+    describe_os_error,
+)
+from marketpredictor_train.fileio import (
+    atomic_write_bytes,
+    fsync_dir,
+    temp_file_is_orphaned,
+    write_temp_file,
+)
 from marketpredictor_train.store.history import (
     HISTORY_FILE_NAME,
+    INTENT_FILE_NAME,
     Action,
     PromotionRecord,
     RegisteredVersion,
     append_record,
+    read_intent,
     read_records,
+    write_intent,
 )
 from marketpredictor_train.store.lock import DEFAULT_LOCK_TIMEOUT_S, StoreLock
 from marketpredictor_train.store.modelfile import (
@@ -59,6 +78,12 @@ _MAX_SAME_SECOND = 999
 # Temp files older than this are leftovers of a crashed write, safe for prune to remove.
 _STALE_TEMP_S = 3600.0
 _HINT_MAX_VERSIONS = 20
+# A reader that finds a change of production half-recorded waits this long for the lock
+# to complete it (a live promotion holds the lock for milliseconds).
+_RECOVER_LOCK_TIMEOUT_S = 5.0
+# Test seam: the process kills itself (SIGKILL) at the named point, e.g.
+# MPTRAIN_TEST_CRASH_AT=after-production-replaced, to prove what the next run recovers.
+CRASH_AT_ENV = "MPTRAIN_TEST_CRASH_AT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +176,7 @@ class ModelStore:
         self.models_dir = Path(models_dir)
         self.prod_path = self.models_dir / PROD_FILE_NAME
         self.history_path = self.models_dir / HISTORY_FILE_NAME
+        self.intent_path = self.models_dir / INTENT_FILE_NAME
         self._lock = StoreLock(self.models_dir, lock_timeout)
 
     def __repr__(self) -> str:
@@ -240,10 +266,32 @@ class ModelStore:
         return list(self.scan().models)
 
     def history(self) -> list[PromotionRecord]:
-        """The promotion history, oldest first."""
+        """The promotion history, oldest first (with the record of a change a killed run
+        made but did not record, completed first when the lock can be had)."""
+        if self.intent_path.exists():
+            try:
+                with self._lock.hold(timeout=_RECOVER_LOCK_TIMEOUT_S):
+                    self._complete_interrupted_change()
+            except (OSError, StoreError) as exc:  # e.g. a read-only store: read as it is
+                log.warning(
+                    "Could not complete an interrupted change of production",
+                    path=str(self.intent_path),
+                    error=str(exc),
+                )
         return read_records(self.history_path)
 
     # ----------------------------------------------------------------- changing
+
+    def check_writable(self) -> None:
+        """:class:`StoreError` now, naming the folder and the cause, if files cannot be
+        created in the store (read-only, immutable, no permission, a file in its place):
+        better before a long training run than after it."""
+        with _file_system_faults("Cannot write to the model store", "nothing was changed"):
+            self.models_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                write_temp_file(self.models_dir, ".write-check", b"").unlink()
+            except OSError as exc:  # name the folder, not the probe file
+                raise OSError(exc.errno, exc.strerror, str(self.models_dir)) from exc
 
     def save(self, manifest: dict[str, Any], payload: bytes) -> StoredModel:
         """Save a new version named after the current UTC time; never overwrites one.
@@ -253,6 +301,10 @@ class ModelStore:
         name, and the link fails if another process took that name first, in which case the
         next suffix is tried.
         """
+        with _file_system_faults("Cannot save the model", "nothing was saved"):
+            return self._save(manifest, payload)
+
+    def _save(self, manifest: dict[str, Any], payload: bytes) -> StoredModel:
         self.models_dir.mkdir(parents=True, exist_ok=True)
         now = datetime.now(UTC)
         base = now.strftime("%Y%m%d_%H%M%S")
@@ -294,7 +346,10 @@ class ModelStore:
         promotion happens only if production is still that model: a run that compared
         itself with one champion must not replace another that a concurrent run promoted
         meanwhile. Otherwise :class:`ProductionChanged` is raised and nothing changes."""
-        with self._lock.hold():
+        with (
+            _file_system_faults(f"Cannot promote {version}", "production is unchanged"),
+            self._locked(),
+        ):
             if expected_production is not UNCHECKED:
                 current = self._production_version_or_none()
                 if current != expected_production:
@@ -318,7 +373,12 @@ class ModelStore:
         current one according to the history (see :meth:`previous_production`). None when
         ``version`` is production already and the history says so: nothing is changed or
         recorded."""
-        with self._lock.hold():
+        with (
+            _file_system_faults(
+                f"Cannot roll back to {version or 'the previous model'}", "production is unchanged"
+            ),
+            self._locked(),
+        ):
             if version is None:
                 version = self._previous_production()
             history = self.history()
@@ -342,7 +402,7 @@ class ModelStore:
         (:class:`ModelFileError`)."""
         if keep < 0:
             raise ConfigError(f"Cannot keep {keep} versions: give 0 or more")
-        with self._lock.hold():
+        with _file_system_faults("Cannot prune", "production is unchanged"), self._locked():
             production = self.production()
             candidates = [
                 v for v in self.version_names() if production is None or v != production.version
@@ -360,6 +420,41 @@ class ModelStore:
         return removed
 
     # ----------------------------------------------------------------- internals
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the store lock, first finishing what runs killed earlier left behind."""
+        with self._lock.hold():
+            self._complete_interrupted_change()
+            self._remove_stale_temp_files()
+            yield
+
+    def _complete_interrupted_change(self) -> None:
+        """Under the lock: a promotion note left behind means a run died while changing
+        production. If production is the noted version, the change happened and its
+        record (who, when, why, from which version) is appended unless already there;
+        otherwise production was never replaced and the note is dropped."""
+        intent = read_intent(self.intent_path)
+        if intent is not None:
+            history = read_records(self.history_path)
+            if self._production_version_or_none() != intent.to_version:
+                log.warning(
+                    "An interrupted change of production never took effect; nothing to record",
+                    to_version=intent.to_version,
+                )
+            elif not history or history[-1] != intent:
+                append_record(self.history_path, intent)
+                log.warning(
+                    "Recorded a change of production that an interrupted run made",
+                    action=intent.action,
+                    from_version=intent.from_version,
+                    to_version=intent.to_version,
+                    when=intent.timestamp,
+                    user=intent.user,
+                )
+        if self.intent_path.exists():
+            self.intent_path.unlink(missing_ok=True)
+            fsync_dir(self.models_dir)
 
     def _claim(self, target: Path, data: bytes) -> bool:
         """Give ``data`` the name ``target`` unless it is taken; True when it was free."""
@@ -395,7 +490,6 @@ class ModelStore:
         data = _read_bytes(path)
         self._check_version(decode_model_file(data, source=str(path)), path, version)
         previous = self._production_version_or_none()
-        atomic_write_bytes(self.prod_path, data)
         record = PromotionRecord.new(
             action,
             from_version=previous,
@@ -404,7 +498,24 @@ class ModelStore:
             forced=forced,
             registered=registered,
         )
-        append_record(self.history_path, record)
+        write_intent(self.intent_path, record)
+        try:
+            atomic_write_bytes(self.prod_path, data)
+        except BaseException:
+            self.intent_path.unlink(missing_ok=True)  # production was never replaced
+            raise
+        _crash_point("after-production-replaced")
+        try:
+            append_record(self.history_path, record)
+        except OSError as exc:
+            described = describe_os_error(exc) or str(exc)
+            raise StoreError(
+                f"Production is now {version}, but its record could not be added to "
+                f"{self.history_path}: {described}",
+                hint="The next mptrain command that changes the store adds the record "
+                f"(from {self.intent_path.name}) once the file can be written.",
+            ) from exc
+        self.intent_path.unlink(missing_ok=True)
         log.info(
             "Production model changed",
             action=action,
@@ -499,13 +610,41 @@ class ModelStore:
         return f"Available versions (newest first): {shown}"
 
     def _remove_stale_temp_files(self) -> None:
+        """Remove temp files whose writer died (see :func:`temp_file_is_orphaned`) or that
+        are over an hour old; a live writer's file, here or on another machine, stays."""
         cutoff = time.time() - _STALE_TEMP_S
+        removed = False
         for entry in self.models_dir.glob(".*.tmp"):
             try:
-                if entry.stat().st_mtime < cutoff:
+                if temp_file_is_orphaned(entry) or entry.stat().st_mtime < cutoff:
                     entry.unlink()
+                    removed = True
             except OSError:
                 continue
+        if removed:
+            log.info("Removed temp files left by interrupted runs", folder=str(self.models_dir))
+
+
+@contextmanager
+def _file_system_faults(doing: str, outcome: str) -> Iterator[None]:
+    """A fault of the file system (disk full, read-only, immutable...) as a one-line
+    :class:`StoreError` naming the file and the cause; other errors pass unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        described = describe_os_error(exc)
+        if described is None:
+            raise
+        raise StoreError(
+            f"{doing}: {described}; {outcome}",
+            hint="Free space or make the models folder writable (or choose another with "
+            "--models-dir), then run again.",
+        ) from exc
+
+
+def _crash_point(name: str) -> None:
+    if os.environ.get(CRASH_AT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _with_production(model: StoredModel, prod_version: str | None) -> StoredModel:

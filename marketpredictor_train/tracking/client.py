@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 import structlog
 
@@ -42,17 +43,51 @@ _ENV_DEFAULTS = {
     "MLFLOW_UV_AUTO_DETECT": "false",
 }
 _noted: set[str] = set()
+_initialised: set[str] = set()
+# A first run creates MLflow's tables in seconds; a waiter gives up (a tracking warning)
+# after this.
+SQLITE_INIT_LOCK_TIMEOUT_S = 120.0
 
 
 def setup_mlflow() -> None:
     """Prepare MLflow for a command: environment defaults (an explicit setting of the user
-    wins) and the default local store."""
+    wins), the default local store, and a SQLite store's tables created under a lock."""
     for key, value in _ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
     import mlflow
 
-    if mlflow.tracking.is_tracking_uri_set() or not has_file_store_runs(FILE_STORE_DIR):
+    if not mlflow.tracking.is_tracking_uri_set() and has_file_store_runs(FILE_STORE_DIR):
+        _use_sqlite_beside_file_store()
+    initialise_sqlite_store(mlflow.get_tracking_uri())
+
+
+def initialise_sqlite_store(uri: str) -> None:
+    """Create (or upgrade) the tables of a SQLite tracking store holding a file lock beside
+    it (``mlflow.db.lock``): MLflow migrates a new database on first use, and several first
+    runs that start together would otherwise run the same migrations at once ("duplicate
+    column name", "table already exists") and lose their runs. Once per store and process."""
+    if not uri.startswith("sqlite:///"):
         return
+    database = Path(unquote(uri[len("sqlite:///") :].split("?", 1)[0]))
+    if not database.name or str(database) == ":memory:":
+        return
+    key = str(database.resolve())
+    if key in _initialised and database.exists():
+        return
+    import mlflow
+    from filelock import FileLock
+
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{database}.lock", timeout=SQLITE_INIT_LOCK_TIMEOUT_S):
+        client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.search_experiments(max_results=1)  # the tracking tables
+        client.search_registered_models(max_results=1)  # the registry's, same database
+    _initialised.add(key)
+
+
+def _use_sqlite_beside_file_store() -> None:
+    import mlflow
+
     mlflow.set_tracking_uri(DEFAULT_TRACKING_URI)
     where = str(Path.cwd())
     if where not in _noted:
@@ -64,6 +99,16 @@ def setup_mlflow() -> None:
             "`mlflow ui --backend-store-uri ./mlruns` shows them. Set MLFLOW_TRACKING_URI "
             "to choose the store."
         )
+
+
+def would_create_store() -> bool:
+    """Whether logging a run now would create MLflow's default local store (./mlflow.db,
+    ./mlruns): no tracking URI is set and neither exists yet. A dry run creates none."""
+    import mlflow
+
+    if mlflow.tracking.is_tracking_uri_set():
+        return False
+    return not Path("mlflow.db").exists() and not FILE_STORE_DIR.exists()
 
 
 def has_file_store_runs(folder: Path) -> bool:

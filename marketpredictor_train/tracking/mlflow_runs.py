@@ -84,9 +84,19 @@ class TrainingRun:
         try:
             import mlflow
 
-            from marketpredictor_train.tracking.client import experiment_id, setup_mlflow
+            from marketpredictor_train.tracking.client import (
+                experiment_id,
+                setup_mlflow,
+                would_create_store,
+            )
             from marketpredictor_train.tracking.registry import Registry
 
+            if self.settings.dry_run and would_create_store():
+                log.info(
+                    "Dry run: not tracked in MLflow (a dry run creates no ./mlflow.db; set "
+                    "MLFLOW_TRACKING_URI or track a real run first)"
+                )
+                return
             setup_mlflow()
             client = mlflow.MlflowClient()
             active = mlflow.start_run(

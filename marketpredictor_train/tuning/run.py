@@ -36,6 +36,7 @@ log = structlog.get_logger(__name__)
 PARAM_SOURCE_DEFAULTS = "defaults"
 PARAM_SOURCE_FILE = BEST_PARAMS_FILE
 PARAM_SOURCE_OPTIMIZED = "optimize"
+DRY_RUN_STORAGE = "in memory (dry run)"
 
 
 def tune(
@@ -53,7 +54,6 @@ def tune(
 
     from marketpredictor_train.tuning.cv import walk_forward_folds
     from marketpredictor_train.tuning.objective import Objective, TuningData
-    from marketpredictor_train.tuning.storage import describe_storage, open_storage, storage_url
     from marketpredictor_train.tuning.study import (
         data_fingerprint,
         default_study_name,
@@ -70,9 +70,7 @@ def tune(
     fingerprint, described = data_fingerprint(settings, model_cls, dataset, folds)
     study_name = settings.study_name or default_study_name(model_cls, settings, fingerprint)
 
-    url = storage_url(settings)
-    shown = describe_storage(url)
-    storage = open_storage(url, heartbeat_s=settings.trial_heartbeat_s)
+    storage, shown = _storage(settings)
     study = open_study(
         storage,
         study_name=study_name,
@@ -102,7 +100,7 @@ def tune(
     watcher = _TrialWatcher(progress, settings.trials)
     callbacks: list[Any] = [watcher]
     tracker = None
-    if settings.mlflow:
+    if settings.mlflow and not (settings.dry_run and _would_create_tracking_store()):
         from marketpredictor_train.tracking.trials import TrialTracker
 
         tracker = TrialTracker(
@@ -228,12 +226,33 @@ class _TrialWatcher:
         report(self.progress, "trials", self.done, self.total, description)
 
 
+def _storage(settings: Settings) -> tuple[optuna.storages.BaseStorage, str]:
+    """The study storage and how to show it. A dry run writes nothing into the models
+    folder: without --storage its study lives in memory."""
+    from marketpredictor_train.tuning.storage import describe_storage, open_storage, storage_url
+
+    if settings.dry_run and not settings.storage:
+        import optuna
+
+        return optuna.storages.InMemoryStorage(), DRY_RUN_STORAGE
+    url = storage_url(settings)
+    return open_storage(url, heartbeat_s=settings.trial_heartbeat_s), describe_storage(url)
+
+
+def _would_create_tracking_store() -> bool:
+    from marketpredictor_train.tracking.client import would_create_store
+
+    return would_create_store()
+
+
 def _route_optuna_logging() -> None:
-    """Optuna's own stderr handler would bypass ours (and the JSON log file)."""
+    """Optuna's own stderr handler would bypass ours (and the JSON log file), and its
+    "Trial N finished" lines would repeat our one line per trial: warnings only."""
     import optuna
 
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def data_window(settings: Settings, dataset: Dataset) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from marketpredictor_train.errors import ConfigError, TrainingError
 
 if TYPE_CHECKING:
     import optuna
+    import sqlalchemy.engine
 
     from marketpredictor_train.config import Settings
 
@@ -44,7 +45,7 @@ def describe_storage(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         return "<unparseable storage URL>"
 
 
@@ -57,12 +58,18 @@ def open_storage(url: str, *, heartbeat_s: int) -> optuna.storages.RDBStorage:  
 
     try:
         parsed = make_url(url)
+    except ValueError as exc:  # the port is not a number
+        raise ConfigError(
+            "Bad study storage URL: the port must be a number from 1 to 65535",
+            hint="Use e.g. postgresql://user:password@host:5432/optuna",
+        ) from exc
     except sa_exc.ArgumentError as exc:
         raise ConfigError(
             f"Bad study storage URL {url!r}: {exc}",
             hint="Use e.g. postgresql://user:password@host:5432/optuna or "
             "sqlite:///path/to/optuna.db",
         ) from exc
+    _check_port(url, parsed)
     if parsed.drivername == "postgresql" and _importable("psycopg2") and not _importable("psycopg"):
         # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; the driver shipped with
         # mptrain is psycopg2, so a plain URL (as people write them) must mean that.
@@ -119,6 +126,18 @@ def open_storage(url: str, *, heartbeat_s: int) -> optuna.storages.RDBStorage:  
                 ) from exc
             time.sleep(0.5 * attempt)
     raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _check_port(url: str, parsed: sqlalchemy.engine.URL) -> None:
+    """ConfigError for a port that is not a number from 1 to 65535 (SQLAlchemy would raise
+    a bare ValueError, or the driver refuse it as if the server were unreachable)."""
+    port = parsed.port
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(
+            f"Bad study storage URL {describe_storage(url)}: the port must be a number from "
+            "1 to 65535",
+            hint="Use e.g. postgresql://user:password@host:5432/optuna",
+        )
 
 
 def _tune_sqlite(storage: optuna.storages.RDBStorage) -> None:

@@ -105,3 +105,50 @@ def test_data_commands_have_help(cli):
         result = cli("data", command, "--help")
         assert result.exit_code == 0
         assert "Usage:" in result.output
+
+
+TWELVE = "AAA,BBB,CCC,DDD,EEE,FFF,GGG,HHH,III,JJJ,KKK,LLL"
+
+
+def _no_network(monkeypatch) -> list[str]:
+    """No route to Yahoo: every HTTP request of yfinance fails as curl does offline (its
+    time-zone lookup too, which yfinance then reports as 'possibly delisted')."""
+    from curl_cffi import requests
+    from curl_cffi.requests.exceptions import DNSError
+
+    asked: list[str] = []
+
+    def offline(self, method, url, *args, **kwargs):
+        asked.append(url)
+        raise DNSError(
+            "Failed to perform, curl: (6) Could not resolve host: query2.finance.yahoo.com. "
+            "See https://curl.se/libcurl/c/libcurl-errors.html first for more details.",
+            code=6,
+        )
+
+    monkeypatch.setattr(requests.Session, "request", offline)
+    return asked
+
+
+def test_without_network_fetch_says_so_once_and_does_not_suggest_itself(cli, monkeypatch, sleeps):
+    asked = _no_network(monkeypatch)
+    result = cli("data", "fetch", "--tickers", TWELVE, "--period", "1y")
+    assert result.exit_code == 1, result.output
+    assert asked  # the real yfinance code ran up to the network
+    out = flat(result.output)
+    assert "possibly delisted" not in out
+    assert "left out" in out and out.count("left out") == 1
+    assert "the network is unreachable (Could not resolve host: query2.finance.yahoo.com)" in out
+    assert "'mptrain data fetch'" not in out  # the hint does not suggest the failed command
+    assert "--offline" in out
+
+
+def test_without_network_train_names_the_network_and_suggests_the_cache(cli, monkeypatch, sleeps):
+    _no_network(monkeypatch)
+    monkeypatch.setenv("MPTRAIN_MLFLOW", "false")
+    result = cli("train", "--dry-run", "--tickers", TWELVE, "--period", "1y")
+    assert result.exit_code == 1, result.output
+    out = flat(result.output)
+    assert out.count("the network is unreachable") == 2  # the log line and the error
+    assert "possibly delisted" not in out
+    assert "run 'mptrain data fetch' to fill the cache" in out

@@ -251,3 +251,63 @@ def test_tickers_not_in_file_are_reported_and_none_left_fails(cli, write_csv, ba
     bad = check(cli, path, "--tickers", "NOPE")
     assert bad.exit_code == 1
     assert "NOPE" in flat(bad.output) and "Available tickers: AAA, BBB" in flat(bad.output)
+
+
+def test_rows_dated_after_tomorrow_are_refused_naming_ticker_and_date(cli, write_csv):
+    today = dt.datetime.now(dt.UTC).date()
+    recent = make_ohlcv(("AAA", "BBB"), days=30, start=today - dt.timedelta(days=50))
+    ahead = make_ohlcv(("BBB",), days=3, start=today + dt.timedelta(days=7))
+    result = check(cli, write_csv(pl.concat([recent, ahead])))
+    assert result.exit_code == 1, result.output
+    out = flat(result.output)
+    first = ahead.get_column("date").min()
+    assert "rows dated in the future" in out and f"BBB {first}" in out
+    assert "Traceback" not in out
+
+
+def test_a_bar_of_tomorrow_is_within_the_grace_day(cli, write_csv):
+    today = dt.datetime.now(dt.UTC).date()
+    frame = make_ohlcv(("AAA",), days=40, start=today - dt.timedelta(days=60))
+    tomorrow = frame.tail(1).with_columns(pl.lit(today + dt.timedelta(days=1)).alias("date"))
+    result = check(cli, write_csv(pl.concat([frame.filter(pl.col("date") < today), tomorrow])))
+    assert result.exit_code == 0, result.output
+
+
+TRAIN = ("train", "--dry-run", "--period", "10y", "--backtest-months", "1")
+
+
+@pytest.mark.parametrize(
+    ("fault", "what"),
+    [
+        ("huge", "prices above 1e+12"),
+        ("constant", "tickers whose close price never changes"),
+        ("future", "rows dated in the future"),
+    ],
+)
+def test_train_names_the_fault_in_the_prices_not_a_lack_of_data(
+    cli, write_csv, monkeypatch, fault, what
+):
+    """Prices near 1e300, constant prices and bars from the future once ended in
+    'insufficient data ... use a longer period'."""
+    monkeypatch.setenv("MPTRAIN_MLFLOW", "false")
+    frame = make_ohlcv(("AAA", "BBB"), days=400, start=dt.date(2021, 1, 4))
+    prices = ["open", "high", "low", "close"]
+    bbb = pl.col("ticker") == "BBB"
+    if fault == "huge":
+        frame = frame.with_columns(
+            [pl.when(bbb).then(pl.col(c) * 1e300).otherwise(pl.col(c)).alias(c) for c in prices]
+        )
+    elif fault == "constant":
+        frame = frame.with_columns(
+            [pl.when(bbb).then(pl.lit(42.0)).otherwise(pl.col(c)).alias(c) for c in prices]
+        )
+    else:
+        frame = frame.with_columns(
+            pl.when(bbb).then(pl.col("date") + dt.timedelta(days=3650)).otherwise("date")
+        )
+    result = cli(*TRAIN, "--source", str(write_csv(frame)), "--output-json", "out.json")
+    assert result.exit_code == 1, result.output
+    out = flat(result.output)
+    assert what in out and "BBB" in out
+    assert "insufficient" not in out.lower() and "Traceback" not in out
+    assert not Path("models").exists()

@@ -123,7 +123,11 @@ def test_crash_after_replacing_production_before_recording_it(store, save_models
     )
     assert crashed.returncode == 1, crashed.stderr
     assert store.production().version == b.version
-    assert [r.to_version for r in store.history()] == [a.version]
+    # The next reader completes the record from the note the killed run left.
+    assert [(r.from_version, r.to_version, r.reason) for r in store.history()] == [
+        (None, a.version, "start"),
+        (a.version, b.version, "x"),
+    ]
 
     quick = ModelStore(store.models_dir, lock_timeout=2)
     rec = quick.rollback(reason="after crash")
@@ -138,7 +142,12 @@ def test_crash_while_writing_production_leaves_the_old_one_in_place(store, save_
             import os
             from pathlib import Path
             import marketpredictor_train.fileio as fileio
-            fileio.os.replace = lambda *args: os._exit(1)  # die before the rename
+            real_replace = fileio.os.replace
+            def replace(src, dst):  # die before the rename of production
+                if str(dst).endswith("prod_model.bin"):
+                    os._exit(1)
+                real_replace(src, dst)
+            fileio.os.replace = replace
             from marketpredictor_train.store import ModelStore
             ModelStore(Path({str(store.models_dir)!r})).promote({b.version!r}, reason="x")
         """),

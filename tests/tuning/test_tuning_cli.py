@@ -133,6 +133,23 @@ def test_bad_storage_url_exits_3(cli):
     assert "storage" in result.output.lower()
 
 
+@pytest.mark.parametrize("port", ["abc", "99999", "0"])
+def test_a_storage_url_with_a_bad_port_exits_3_naming_the_port(cli, port):
+    url = f"postgresql://user:secret@localhost:{port}/optuna"
+    result = cli("optimize", "--storage", url, *SMALL_FLAGS)
+    assert result.exit_code == 3, result.output
+    assert "port must be a number from 1 to 65535" in result.output
+    assert "Traceback" not in result.output and "secret" not in result.output
+
+
+def test_each_trial_is_one_console_line(cli):
+    """Optuna's own 'Trial N finished with value ...' line would repeat ours."""
+    result = cli("optimize", "--trials", "2", "--no-pruning", *SMALL_FLAGS)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("Trial finished") == 2
+    assert "finished with value" not in result.output
+
+
 def test_optimize_help_documents_every_option(cli):
     result = cli("optimize", "--help")
     assert result.exit_code == 0
