@@ -68,7 +68,7 @@ LOAD_PERIOD = "10y"
 CACHE_FORMAT = 1
 LEVEL = 0.95
 _EVERY = re.compile(r"(\d+)([dwm])")
-_MAX_EVERY_DAYS = 92  # 3m
+_MAX_EVERY_DAYS = 93  # 3m, counting months of 31 days
 _UNIT_DAYS = {"d": 1, "w": 7, "m": 31}
 NO_MODEL_NOTE = (
     "Before the gate promotes a first model there is none in production: the gated policy "
@@ -492,8 +492,9 @@ def _fit_all(
         initializer=_init_worker,
         initargs=(context,),
     )
+    pending: dict[Future[_Outcome], date] = {}
     try:
-        pending: dict[Future[_Outcome], date] = {pool.submit(_fit_in_worker, d): d for d in todo}
+        pending = {pool.submit(_fit_in_worker, d): d for d in todo}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in sorted(done, key=lambda f: pending[f]):
@@ -504,7 +505,17 @@ def _fit_all(
                 report(progress, "backtest", len(fits), total, f"step {day} fitted")
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        _keep_finished(pending, cache)
     return fits, found
+
+
+def _keep_finished(pending: dict[Future[_Outcome], date], cache: StepCache) -> None:
+    """After an interruption: cache the steps that finished while the pool shut down."""
+    for future, day in pending.items():
+        if future.done() and not future.cancelled() and future.exception() is None:
+            data, error = future.result()
+            if data is not None and error is None:
+                cache.save(data, day)
 
 
 def _unwrap(outcome: _Outcome, day: date) -> bytes:
