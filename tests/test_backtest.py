@@ -29,7 +29,12 @@ FOUR = ("AAA", "BBB", "CCC", "DDD")
 
 @pytest.mark.parametrize(
     ("text", "every"),
-    [("1w", Every(1, "w")), ("10d", Every(10, "d")), ("3m", Every(3, "m")), (" 2W ", Every(2, "w"))],
+    [
+        ("1w", Every(1, "w")),
+        ("10d", Every(10, "d")),
+        ("3m", Every(3, "m")),
+        (" 2W ", Every(2, "w")),
+    ],
 )
 def test_every_accepts_days_weeks_and_months_up_to_three_months(text, every):
     assert parse_every(text) == every
@@ -80,9 +85,7 @@ def test_start_that_is_no_date_exits_3(cli):
 def test_too_little_data_before_the_first_step_exits_1_before_any_fit(cli, tmp_path):
     data = write(market(seed=3, tickers=FOUR, days=300), tmp_path / "short.csv")
     out = tmp_path / "out.json"
-    result = cli(
-        "backtest", "--source", data, "--start", "2020-06-01", "--output-json", out, "-q"
-    )
+    result = cli("backtest", "--source", data, "--start", "2020-06-01", "--output-json", out, "-q")
     assert result.exit_code == 1
     assert "insufficient data" in result.output
     assert "backtest step 2020-06-01" in result.output

@@ -493,9 +493,14 @@ def _fit_all(
         initargs=(context,),
     )
     pending: dict[Future[_Outcome], date] = {}
+    queue = iter(todo)
     try:
-        pending = {pool.submit(_fit_in_worker, d): d for d in todo}
-        while pending:
+        while True:
+            # one step per worker in flight: an interruption leaves only those to finish
+            while len(pending) < workers and (next_day := next(queue, None)) is not None:
+                pending[pool.submit(_fit_in_worker, next_day)] = next_day
+            if not pending:
+                break
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in sorted(done, key=lambda f: pending[f]):
                 day = pending.pop(future)
