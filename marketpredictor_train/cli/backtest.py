@@ -212,14 +212,16 @@ def render_backtest_result(result: BacktestResult) -> None:
             _pct(p["max_drawdown"]),
         )
     console.print(table)
-    diff = summary["gated_minus_always_up"]
-    low, high = diff["ci"]
-    verdict = "within noise" if low <= 0 <= high else ("better" if low > 0 else "worse")
-    console.print(
-        f"Gated minus always-up accuracy: {diff['difference'] * 100:+.2f} pts "
-        f"(95% CI {low * 100:+.2f} .. {high * 100:+.2f}, paired by day): {verdict}.",
-        highlight=False,
-    )
+    differences = summary.get("gated_minus") or {"always_up": summary["gated_minus_always_up"]}
+    console.print("Gated minus (accuracy, 95% CI paired by day):", highlight=False)
+    for name, diff in differences.items():
+        low, high = diff["ci"]
+        verdict = "within noise" if low <= 0 <= high else ("better" if low > 0 else "worse")
+        console.print(
+            f"  {_LABELS[name].lower():<15}{diff['difference'] * 100:+6.2f} pts "
+            f"({low * 100:+.2f} .. {high * 100:+.2f}): {verdict}",
+            highlight=False,
+        )
     console.print(
         f"Steps fitted: {result.computed_steps}, from the cache: {result.cached_steps} "
         f"({result.cache_dir})",

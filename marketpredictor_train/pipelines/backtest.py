@@ -723,23 +723,28 @@ def _summary_of(  # noqa: PLR0913 - the rows, every policy's calls and how to sc
             "n_days": interval.n_days,
         }
         curves[name] = (view.dates, view.strategy_equity)
-    diff = paired_difference_interval(
-        "accuracy",
-        confusion_indicators(y, scored.calls["gated"]),
-        confusion_indicators(y, scored.calls["always_up"]),
-        dates,
-        horizon=horizon,
-        level=LEVEL,
-    )
-    summary = {
-        "policies": policies,
-        "gated_minus_always_up": {
+    gated = confusion_indicators(y, scored.calls["gated"])
+    differences = {}
+    for name in POLICIES[1:]:
+        diff = paired_difference_interval(
+            "accuracy",
+            gated,
+            confusion_indicators(y, scored.calls[name]),
+            dates,
+            horizon=horizon,
+            level=LEVEL,
+        )
+        differences[name] = {
             "metric": "accuracy",
             "difference": diff.estimate,
             "ci": [diff.low, diff.high],
             "level": LEVEL,
             "method": f"paired {diff.method}",
-        },
+        }
+    summary = {
+        "policies": policies,
+        "gated_minus_always_up": differences["always_up"],
+        "gated_minus": differences,
         "level": LEVEL,
     }
     return summary, curves

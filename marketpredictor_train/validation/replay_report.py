@@ -31,6 +31,14 @@ POLICY_LABELS = {
 }
 # Steps averaged in the accuracy-over-time plot (about a quarter of weekly steps).
 _ROLLING = 13
+# Drawn last and boldest: the gated policy must stay visible where it equals another.
+_STYLES: dict[str, dict[str, Any]] = {
+    "gated": {"color": "#1f3a93", "linewidth": 2.4, "zorder": 5},
+    "always_retrain": {"color": "#e67e22", "linewidth": 1.3, "zorder": 3},
+    "never_retrain": {"color": "#27ae60", "linewidth": 1.3, "zorder": 3},
+    "always_up": {"color": "#7f8c8d", "linewidth": 1.3, "linestyle": "--", "zorder": 4},
+    "yesterday": {"color": "#8e44ad", "linewidth": 1.0, "zorder": 2},
+}
 
 
 def write_backtest_report(  # noqa: PLR0913 - the numbers of one backtest and its notes
@@ -176,7 +184,7 @@ def _plots(
     fig = Figure(figsize=(9, 4.2))
     ax = fig.add_subplot()
     for name, (days, equity) in curves.items():
-        ax.plot(list(days), list(equity), label=POLICY_LABELS[name], linewidth=1.4)
+        ax.plot(list(days), list(equity), label=POLICY_LABELS[name], **_STYLES[name])
     ax.set_title("Equity of each policy (long when it says up, after costs)")
     ax.set_ylabel("growth of 1")
     ax.legend(loc="best", fontsize="small")
@@ -187,7 +195,7 @@ def _plots(
     if days:
         fig = Figure(figsize=(9, 4.2))
         ax = fig.add_subplot()
-        for name in ("gated", "always_retrain", "always_up"):
+        for name in ("gated", "always_retrain", "never_retrain", "always_up"):
             values = np.array(
                 [
                     np.nan
@@ -197,7 +205,7 @@ def _plots(
                 ],
                 dtype=float,
             )
-            ax.plot(days, _rolling(values), label=f"{POLICY_LABELS[name]}", linewidth=1.6)
+            ax.plot(days, _rolling(values), label=POLICY_LABELS[name], **_STYLES[name])
         ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
         promoted = [d for d, s in zip(days, steps, strict=True) if s["promoted"]]
         if promoted:
@@ -210,7 +218,10 @@ def _plots(
                 label="promotion",
             )
         window = min(_ROLLING, len(days))
-        ax.set_title(f"Accuracy of the deployed model, mean of the last {window} steps")
+        ax.set_title(
+            f"Accuracy until the next step of the model in production "
+            f"(rolling mean of up to {window} steps)"
+        )
         ax.set_ylabel("accuracy")
         ax.legend(loc="best", fontsize="small")
         fig.autofmt_xdate()
