@@ -178,8 +178,9 @@ def test_random_walk_every_policy_near_half_and_few_promotions(cli, random_walk,
     }
     assert "data:image/png;base64," in (report / "report.html").read_text()
     assert not Path("models").exists()
-    # the table fits 80 columns
-    assert "Summary:" in result.output
+    # the tables fit 80 columns
+    assert "Summary:" in result.output and "Backtest steps" in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
 
 
 @pytest.mark.slow

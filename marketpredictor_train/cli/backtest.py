@@ -226,11 +226,10 @@ def render_backtest_result(result: BacktestResult) -> None:
         f"Steps fitted: {result.computed_steps}, from the cache: {result.cached_steps} "
         f"({result.cache_dir})",
         highlight=False,
-        soft_wrap=True,
     )
     for note in result.notes:
         console.print(note, highlight=False)
     if result.report_dir:
-        console.print(f"Report: {result.report_dir}/report.html", highlight=False, soft_wrap=True)
+        console.print(f"Report: {result.report_dir}/report.html", highlight=False)
     for warning in result.warnings:
         console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
