@@ -256,9 +256,20 @@ def test_workers_change_nothing_and_an_interrupted_backtest_resumes(random_walk,
     assert two.computed_steps == two.summary["steps"] - len(finished)
     assert _comparable(two) == _comparable(one)
 
-    again = api.backtest(settings, workers=2, cache_dir=tmp_path / "two", **args)
-    assert again.computed_steps == 0
-    assert _comparable(again) == _comparable(one)
+    # a later --start reuses the cached steps: nothing is fitted, and each step's own
+    # model scores its period's rows as before
+    later = api.backtest(
+        settings, workers=2, cache_dir=tmp_path / "two", start=one.steps[1]["date"], every="2m"
+    )
+    assert later.computed_steps == 0
+    assert [s["date"] for s in later.steps] == [s["date"] for s in one.steps[1:]]
+    for before, after in zip(one.steps[1:], later.steps, strict=True):
+        for key in ("accuracy", "log_loss"):
+            assert (
+                after["policies"]["always_retrain"][key]
+                == (before["policies"]["always_retrain"][key])
+            )
+        assert after["metrics"] == before["metrics"]
 
 
 @pytest.mark.slow

@@ -379,8 +379,9 @@ class StepCache:
     """Finished steps, one file each, under a folder named after the fingerprint of the
     settings and data they were fitted with: a step is never fitted twice for the same."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, scored_rows: int) -> None:
         self.folder = folder
+        self.scored_rows = scored_rows
 
     def path(self, day: date) -> Path:
         return self.folder / f"step_{day:%Y%m%d}.npz"
@@ -388,13 +389,17 @@ class StepCache:
     def load(self, day: date) -> StepFit | None:
         path = self.path(day)
         try:
-            return StepFit.from_bytes(path.read_bytes())
+            fit = StepFit.from_bytes(path.read_bytes())
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError) as exc:  # torn or stale: fit it again
             log.warning("A cached backtest step is unreadable; fitting it again", path=str(path))
             log.debug("unreadable cached step", error=str(exc))
             return None
+        if fit.day != day or fit.score_proba.size != self.scored_rows:
+            log.warning("A cached backtest step does not match; fitting it again", path=str(path))
+            return None
+        return fit
 
     def save(self, data: bytes, day: date) -> None:
         from marketpredictor_train.fileio import atomic_write_bytes
@@ -647,10 +652,15 @@ class _Scored:
 
 
 def _policies(
-    fits: list[StepFit], replayed: _Replayed, period: np.ndarray, yesterday: np.ndarray
+    fits: list[StepFit],
+    replayed: _Replayed,
+    period: np.ndarray,
+    yesterday: np.ndarray,
+    positions: np.ndarray,
 ) -> _Scored:
     """The model each policy has in production during each step's period, applied to the
-    period's rows (``period`` says which step's period each scoring row falls in)."""
+    period's rows (``period`` says which step's period each scoring row falls in;
+    ``positions`` where the scoring rows are among the rows every step's model scored)."""
     import numpy as np
 
     from marketpredictor_train.validation.metrics import DECISION_THRESHOLD
@@ -661,10 +671,10 @@ def _policies(
         rows = period == k
         champion = replayed.champions[k]
         proba["gated"][rows] = (
-            fit.base_rate if champion is None else fits[champion].score_proba[rows]
+            fit.base_rate if champion is None else fits[champion].score_proba[positions][rows]
         )
-        proba["always_retrain"][rows] = fit.score_proba[rows]
-        proba["never_retrain"][rows] = fits[0].score_proba[rows]
+        proba["always_retrain"][rows] = fit.score_proba[positions][rows]
+        proba["never_retrain"][rows] = fits[0].score_proba[positions][rows]
     calls = {name: (p >= DECISION_THRESHOLD).astype(int) for name, p in proba.items()}
     no_model = np.isin(period, [k for k, c in enumerate(replayed.champions) if c is None])
     calls["gated"][no_model] = 1
@@ -840,7 +850,6 @@ def backtest(  # noqa: PLR0915 - the stages of one backtest, in order
     BacktestResult. Raises ConfigError (exit 3) for a bad interval, start or worker
     count, and DataError/TrainingError (exit 1) when a step has too little data."""
     import numpy as np
-    import polars as pl
 
     from marketpredictor_train.data import load_ohlcv
     from marketpredictor_train.dataset import labelled_features, within_membership
@@ -884,7 +893,11 @@ def backtest(  # noqa: PLR0915 - the stages of one backtest, in order
             rules = membership(settings)
             if rules is not None:
                 table = within_membership(table, rules)
-            table = table.filter(pl.col("date") >= steps[0])
+            # every labelled row is scored by each step's model (so a cached step serves
+            # any --start); the replay reads the rows from the first step on
+            everything = table
+            positions = np.flatnonzero((everything.get_column("date") >= steps[0]).to_numpy())
+            table = everything[positions]
         steps = _steps_with_rows(steps, table)
         period = (
             np.searchsorted(
@@ -900,11 +913,11 @@ def backtest(  # noqa: PLR0915 - the stages of one backtest, in order
             loaded=loaded,
             spec=spec,
             device=device,
-            score_x=table.select(spec_columns(spec)).to_numpy(),
+            score_x=everything.select(spec_columns(spec)).to_numpy(),
             threads=max(1, usable_cores() // n_workers),
         )
         key = fingerprint(settings, loaded, device)
-        cache = StepCache(cache_folder(settings, cache_dir, key))
+        cache = StepCache(cache_folder(settings, cache_dir, key), scored_rows=everything.height)
         log.info(
             "Backtest started",
             steps=len(steps),
@@ -927,7 +940,7 @@ def backtest(  # noqa: PLR0915 - the stages of one backtest, in order
             ctx = price_context(loaded.frame, table, settings.horizon)
             past = ctx.get_column("past_return").to_numpy().astype(float)
             yesterday = np.where(np.isnan(past), 1, past > 0).astype(int)
-            scored = _policies(fits, replayed, period, yesterday)
+            scored = _policies(fits, replayed, period, yesterday, positions)
             tickers = table.get_column("ticker").to_numpy()
             dates = table.get_column("date").to_numpy()
             next_return = ctx.get_column("next_return").fill_null(0.0).to_numpy()
