@@ -621,6 +621,7 @@ def compare_scored(  # noqa: PLR0913 - both models, their rows, and how to score
         cost_per_trade=cost_per_trade,
         level=level,
         seed=seed,
+        intervals=False,  # the comparison reads returns and Sharpe ratios only
     )
     trade_prod = trading_view(
         tickers,
@@ -631,6 +632,7 @@ def compare_scored(  # noqa: PLR0913 - both models, their rows, and how to score
         cost_per_trade=cost_per_trade,
         level=level,
         seed=seed,
+        intervals=False,
     )
     return Comparison(
         production_version=manifest.get("version"),
