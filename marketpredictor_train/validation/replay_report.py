@@ -100,7 +100,7 @@ def _sections(
         paragraphs=[
             f"**{summary['steps']} steps**, retrained every {window.get('every')} from "
             f"{window.get('start')} to {window.get('end')} on {len(window.get('tickers', []))} "
-            f"tickers; each step trained as `mptrain train` would have on the data known "
+            f"tickers; each step trained as mptrain train would have on the data known "
             f"then and was scored on the rows up to the next step ({n_rows:,} rows in all). "
             f"The gate promoted **{summary['promotions']}** of them.",
             f"Gated minus always-up accuracy: **{diff['difference'] * 100:+.2f} pts** "
