@@ -295,3 +295,60 @@ def test_planted_signal_gated_beats_always_up_and_never_retraining(tmp_path):
     assert summary["gated_minus"]["never_retrain"]["ci"][0] > 0, summary["gated_minus"]
     assert policies["gated"]["accuracy"] > policies["always_up"]["accuracy"] + 0.03
     assert policies["never_retrain"]["accuracy"] < 0.56
+
+
+def test_summary_and_report_of_policies_scored_on_the_same_rows(tmp_path):
+    """Without fits: five policies' calls on one seeded market's rows go through the
+    summary (intervals, trading view, paired differences) into the report files."""
+    import numpy as np
+
+    from marketpredictor_train.pipelines.backtest import _Scored, _summary_of
+    from marketpredictor_train.validation.replay_report import write_backtest_report
+
+    rng = np.random.default_rng(0)
+    days = np.repeat(business_days(120).to_numpy(), 2).reshape(120, 2).T.ravel()
+    y = rng.integers(0, 2, days.size)
+    tickers = np.repeat(["AAA", "BBB"], 120)
+    calls = {name: rng.integers(0, 2, days.size) for name in POLICIES}
+    calls["gated"] = y.copy()  # a perfect policy
+    calls["always_up"] = np.ones(days.size, dtype=int)
+    proba = {name: None for name in POLICIES}
+    proba["gated"] = np.where(y == 1, 0.9, 0.1)
+    settings = load_settings(source="sample")
+    summary, curves = _summary_of(
+        _Scored(calls, proba),
+        y,
+        tickers,
+        days,
+        rng.normal(0, 0.01, days.size),
+        settings=settings,
+    )
+    assert summary["policies"]["gated"]["accuracy"] == 1.0
+    assert summary["policies"]["always_up"]["accuracy"] == pytest.approx(y.mean())
+    assert summary["gated_minus_always_up"]["ci"][0] > 0
+    assert summary["gated_minus"]["always_up"] == summary["gated_minus_always_up"]
+    assert summary["policies"]["yesterday"]["log_loss"] is None
+    step = {
+        "date": "2020-01-01",
+        "promoted": True,
+        "passed": True,
+        "champion_version": "2020-01-01",
+        "policies": {n: {"accuracy": 0.5, "log_loss": None, "return": 0.0} for n in POLICIES},
+    }
+    files = write_backtest_report(
+        tmp_path,
+        steps=[step, {**step, "date": "2020-02-03", "promoted": False}],
+        summary={"steps": 2, "promotions": 1, **summary},
+        curves=curves,
+        window={"source": "test", "start": "2020-01-01", "end": "2020-06-01", "every": "1m"},
+    )
+    assert {p.name for p in files} == {
+        "report.md",
+        "report.html",
+        "report.json",
+        "equity.png",
+        "accuracy.png",
+    }
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| gated (train's gate) | 100.00% |" in markdown
+    assert json.loads((tmp_path / "report.json").read_text())["summary"]["promotions"] == 1
