@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from marketpredictor_train.config import Settings
     from marketpredictor_train.predictor import LoadedModel
     from marketpredictor_train.results import (
+        BacktestResult,
         DataCheckResult,
         DataFetchResult,
         DataInfoResult,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ProgressCallback",
     "ProgressEvent",
+    "backtest",
     "check_data",
     "configure_logging",
     "data_info",
@@ -77,6 +79,32 @@ def optimize(settings: Settings, *, progress: ProgressCallback | None = None) ->
     from marketpredictor_train.pipelines.optimize import optimize as run
 
     return run(settings, progress=progress)
+
+
+def backtest(
+    settings: Settings,
+    *,
+    start: dt.date | str | None = None,
+    every: str = "1w",
+    workers: int | None = None,
+    cache_dir: Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> BacktestResult:
+    """Replay the retrain-and-promote policy every ``every`` (1d..3m) from ``start``
+    (default: two years before the last date), against always promoting, never
+    retraining, always up and yesterday's direction (`mptrain backtest`). The steps' fits
+    run in ``workers`` processes (default: the usable cores) and are cached in
+    ``cache_dir`` (default: beside the model store); the store is never written."""
+    from marketpredictor_train.pipelines.backtest import backtest as run
+
+    return run(
+        settings,
+        start=start,
+        every=every,
+        workers=workers,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
 
 
 def load_model(

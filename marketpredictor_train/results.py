@@ -154,6 +154,41 @@ class TrainResult(Result):
 
 
 @dataclass(frozen=True)
+class BacktestResult(Result):
+    """What one `mptrain backtest` replayed: per step the model trained then, the gate's
+    decision and each policy on the rows up to the next step; and the summary over every
+    step (``summary.policies`` keyed gated, always_retrain, never_retrain, always_up,
+    yesterday; ``summary.gated_minus_always_up``)."""
+
+    command: ClassVar[str] = "backtest"
+
+    status: str  # "completed"
+    exit_code: int
+    model_type: str
+    every: str
+    workers: int
+    data_window: dict[str, Any]
+    steps: list[dict[str, Any]]
+    summary: dict[str, Any]
+    cache_dir: str
+    cached_steps: int
+    computed_steps: int
+    report_dir: str | None
+    report_files: tuple[str, ...]
+    timings: dict[str, float]
+    duration_s: float
+    run_id: str
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def payload(self) -> dict[str, Any]:
+        doc = _fields(self)
+        doc["report_files"] = list(self.report_files)
+        doc["notes"] = list(self.notes)
+        return doc
+
+
+@dataclass(frozen=True)
 class ValidateResult(Result):
     """What one `mptrain validate` found."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marketpredictor_train.cli.backtest  # noqa: F401  (registers the command)
 import marketpredictor_train.cli.data  # noqa: F401  (registers the command)
 import marketpredictor_train.cli.models_list  # noqa: F401  (registers the command)
 import marketpredictor_train.cli.optimize  # noqa: F401  (registers the command)

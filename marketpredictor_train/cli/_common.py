@@ -250,6 +250,14 @@ ChampionMarginOpt = Annotated[
         "[default: 0.01].",
     ),
 ]
+CalibrationOpt = Annotated[
+    Calibration | None,
+    typer.Option(
+        "--calibration",
+        help="Calibrate P(up) on the last purged fold of the training part: isotonic, "
+        "platt, or none [default: isotonic].",
+    ),
+]
 UniverseOpt = Annotated[
     Path | None,
     typer.Option(

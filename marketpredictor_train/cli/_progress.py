@@ -25,6 +25,7 @@ STAGE_LABELS = {
     "fit": "Training",
     "trials": "Optimizing",
     "validate": "Validating",
+    "backtest": "Backtest steps",
 }
 
 

@@ -9,7 +9,7 @@ import typer
 from marketpredictor_train.cli._app import app
 from marketpredictor_train.cli._common import (
     BacktestMonthsOpt,
-    Calibration,
+    CalibrationOpt,
     ChampionMarginOpt,
     ConfigOpt,
     CostPerTradeOpt,
@@ -92,14 +92,7 @@ def train(
     skill_gate: SkillGateOpt = None,
     gate_level: GateLevelOpt = None,
     champion_margin: ChampionMarginOpt = None,
-    calibration: Annotated[
-        Calibration | None,
-        typer.Option(
-            "--calibration",
-            help="Calibrate P(up) on the last purged fold of the training part: isotonic, "
-            "platt, or none [default: isotonic].",
-        ),
-    ] = None,
+    calibration: CalibrationOpt = None,
     universe: UniverseOpt = None,
     cost_per_trade: CostPerTradeOpt = None,
     skip_validation: Annotated[

@@ -92,6 +92,25 @@ def load_ohlcv(
     return _result(frame, label, dropped)
 
 
+def loaded_before(
+    loaded: LoadedData, day: dt.date, settings: Settings, *, min_history: int = 0
+) -> LoadedData:
+    """What :func:`load_ohlcv` would have given on ``day``, before that day's prices were
+    known: the rows of ``loaded`` dated before ``day``, cut to the period counted back
+    from the last of them, without the tickers that have too little history there."""
+    import polars as pl
+
+    frame = loaded.frame.filter(pl.col("date") < day)
+    if frame.height == 0:
+        raise DataError(
+            f"{EMPTY_DATASET}: no {loaded.source} rows before {day}.",
+            hint=f"The data starts on {loaded.start}; choose a later date.",
+        )
+    frame = apply_period(frame, settings.period_years)
+    frame, short = drop_short_history(frame, min_history, settings.period)
+    return _result(frame, loaded.source, {**loaded.dropped, **short})
+
+
 def select_tickers(
     frame: pl.DataFrame, requested: tuple[str, ...] | None, label: str
 ) -> tuple[pl.DataFrame, dict[str, str]]:

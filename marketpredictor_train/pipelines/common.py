@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -79,16 +79,10 @@ def prepare_data(
     """Load the market data and build the guarded modelling table (train | purge |
     backtest); `train` and `optimize` both get their rows here, so they see the same."""
     from marketpredictor_train.data import load_ohlcv
-    from marketpredictor_train.dataset import MIN_BACKTEST_ROWS, build_dataset
-    from marketpredictor_train.features import warmup_rows
 
     spec = feature_spec(settings)
     with timer("data"):
-        loaded = load_ohlcv(
-            settings,
-            min_history=warmup_rows(spec) + settings.horizon + MIN_BACKTEST_ROWS,
-            progress=progress,
-        )
+        loaded = load_ohlcv(settings, min_history=min_history(settings, spec), progress=progress)
     log.info(
         "Dataset loaded",
         rows=loaded.frame.height,
@@ -96,6 +90,27 @@ def prepare_data(
         start=str(loaded.start),
         end=str(loaded.end),
     )
+    return loaded, build_run_dataset(settings, loaded, spec, timer, progress)
+
+
+def min_history(settings: Settings, spec: FeatureSpec) -> int:
+    """Rows a ticker needs in the period to take part: the indicators' warm-up, the label
+    horizon and a minimal backtest."""
+    from marketpredictor_train.features import warmup_rows
+
+    return warmup_rows(spec) + settings.horizon + MIN_BACKTEST_ROWS
+
+
+def build_run_dataset(
+    settings: Settings,
+    loaded: LoadedData,
+    spec: FeatureSpec,
+    timer: StepTimer,
+    progress: ProgressCallback | None,
+) -> Dataset:
+    """The guarded modelling table (train | purge | backtest) of the loaded data."""
+    from marketpredictor_train.dataset import build_dataset
+
     with timer("features"):
         report(progress, "features", 0, 1, "building features")
         dataset = build_dataset(
@@ -115,7 +130,7 @@ def prepare_data(
         n_features=len(dataset.feature_columns),
         **dataset.window.to_dict(),
     )
-    return loaded, dataset
+    return dataset
 
 
 def membership(settings: Settings) -> pl.DataFrame | None:
@@ -181,7 +196,7 @@ def score_champion(
     on would look unbeatable). With fewer than MIN_BACKTEST_ROWS such rows its figures are
     shown but marked not comparable, and the gate leaves it out. A production model that
     cannot be read or scored is a warning, never a failed run."""
-    from marketpredictor_train.validation.backtest import compare_with_production
+    from marketpredictor_train.validation.backtest import score_model_file
 
     try:
         production = store.load_production()
@@ -195,14 +210,44 @@ def score_champion(
     version = production.manifest.get("version")
     if challenger_version is not None and version == challenger_version:
         return ChampionScore(version, None)
-    unseen, note = _unseen_by(production.manifest, ohlcv, rows, settings.embargo_days)
+    return champion_on_rows(
+        settings,
+        production.manifest,
+        lambda unseen: score_model_file(production, ohlcv, unseen),
+        ohlcv,
+        rows,
+        proba,
+        horizon=horizon,
+    )
+
+
+def champion_on_rows(  # noqa: PLR0913 - the champion, the challenger's rows, and how to score
+    settings: Settings,
+    manifest: dict[str, Any],
+    score: Callable[[pl.DataFrame], tuple[np.ndarray, np.ndarray]],
+    ohlcv: pl.DataFrame,
+    rows: pl.DataFrame,
+    proba: np.ndarray,
+    *,
+    horizon: int,
+) -> ChampionScore:
+    """The champion described by ``manifest`` (version, model type, label, data window)
+    against the challenger's ``proba`` on those of ``rows`` it never learned from;
+    ``score(rows)`` gives the row positions the champion scored and its P(up) there (a
+    stored model rebuilds its features; a model in memory may look them up)."""
+    from marketpredictor_train.validation.backtest import compare_scored
+
+    version = manifest.get("version")
+    unseen, note = _unseen_by(manifest, ohlcv, rows, settings.embargo_days)
     if not unseen.any():
         return ChampionScore(version, None, (f"Production {version} is not compared: {note}",))
     try:
-        comparison = compare_with_production(
-            production,
+        unseen_rows = rows.filter(unseen)
+        comparison = compare_scored(
+            manifest,
+            score(unseen_rows),
             ohlcv,
-            rows.filter(unseen),
+            unseen_rows,
             proba[unseen],
             primary_metric=settings.primary_metric,
             horizon=horizon,

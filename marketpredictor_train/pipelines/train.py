@@ -34,6 +34,8 @@ from marketpredictor_train.results import TrainResult
 from marketpredictor_train.store.names import REPORTS_DIR_NAME
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from marketpredictor_train.config import Settings
     from marketpredictor_train.data import LoadedData
     from marketpredictor_train.dataset import Dataset
@@ -42,7 +44,11 @@ if TYPE_CHECKING:
     from marketpredictor_train.progress import ProgressCallback
     from marketpredictor_train.store import ModelStore, PromotionRecord
     from marketpredictor_train.tracking import TrainingRun
-    from marketpredictor_train.validation.backtest import ValidationReport
+    from marketpredictor_train.validation.backtest import (
+        Comparison,
+        SkillEvidence,
+        ValidationReport,
+    )
     from marketpredictor_train.validation.gate import GateDecision
 
 log = structlog.get_logger(__name__)
@@ -117,8 +123,7 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
             settings, model_cls, dataset, device=device, timer=timer, progress=progress
         )
         with timer("fit"):
-            calibrator = _calibrator(settings, model_cls, params, device, dataset)
-            model = _fit(model_cls, params, device, settings, dataset, progress)
+            model, calibrator = fit_model(settings, model_cls, params, device, dataset, progress)
 
         store = ModelStore(settings.models_dir)
         with timer("validate"):
@@ -232,6 +237,20 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
         )
 
 
+def fit_model(
+    settings: Settings,
+    model_cls: type[ModelType],
+    params: dict[str, Any],
+    device: str,
+    dataset: Dataset,
+    progress: ProgressCallback | None = None,
+) -> tuple[ModelType, Calibrator | None]:
+    """The model `train` fits on the training part, and its calibration map (fitted
+    first, on the last purged fold of the training part; None with --calibration none)."""
+    calibrator = _calibrator(settings, model_cls, params, device, dataset)
+    return _fit(model_cls, params, device, settings, dataset, progress), calibrator
+
+
 def _fit(
     model_cls: type[ModelType],
     params: dict[str, Any],
@@ -318,14 +337,7 @@ def _validate(
 ) -> _Validation:
     """Backtest the fitted model, score production on the same rows and let the gate
     decide; with --skip-validation only decide (never promote unless forced)."""
-    import dataclasses
-
-    from marketpredictor_train.validation.backtest import evaluate
-    from marketpredictor_train.validation.gate import (
-        decide,
-        decide_unvalidated,
-        skill_metric_for,
-    )
+    from marketpredictor_train.validation.gate import decide_unvalidated
 
     if settings.skip_validation:
         log.warning(
@@ -337,6 +349,25 @@ def _validate(
             champion=ChampionScore(_production_version(store), None),
             decision=decide_unvalidated(force=settings.force, dry_run=settings.dry_run),
         )
+    backtest, proba = backtest_model(settings, model, calibrator, dataset, loaded)
+    champion = score_champion(
+        settings, store, loaded.frame, dataset.backtest, proba, horizon=settings.horizon
+    )
+    return gate(settings, backtest, champion)
+
+
+def backtest_model(
+    settings: Settings,
+    model: ModelType,
+    calibrator: Calibrator | None,
+    dataset: Dataset,
+    loaded: LoadedData,
+) -> tuple[ValidationReport, np.ndarray]:
+    """The fitted model's backtest on the dataset's backtest rows (before any champion is
+    scored), and its calibrated P(up) on those rows."""
+    from marketpredictor_train.validation.backtest import evaluate
+    from marketpredictor_train.validation.gate import skill_metric_for
+
     x_test, _ = dataset.xy(dataset.backtest)
     raw = model.predict_proba(x_test)
     proba = raw if calibrator is None else calibrator.apply(raw)
@@ -360,9 +391,13 @@ def _validate(
         uncalibrated=None if calibrator is None else raw,
         calibration_method=None if calibrator is None else calibrator.method,
     )
-    champion = score_champion(
-        settings, store, loaded.frame, dataset.backtest, proba, horizon=settings.horizon
-    )
+    return backtest, proba
+
+
+def gate(settings: Settings, backtest: ValidationReport, champion: ChampionScore) -> _Validation:
+    """The gate's decision on a backtested model against the champion scored on its rows."""
+    import dataclasses
+
     for warning in champion.warnings:
         log.warning(warning)
     backtest = dataclasses.replace(
@@ -372,17 +407,30 @@ def _validate(
         warnings=(*backtest.warnings, *champion.warnings),
         notes=(*backtest.notes, *universe_notes(settings)),
     )
-    decision = decide(
-        backtest.metrics,
+    decision = gate_decision(settings, backtest.metrics, backtest.skill, champion.comparison)
+    return _Validation(backtest, champion, decision)
+
+
+def gate_decision(
+    settings: Settings,
+    metrics: dict[str, Any],
+    skill: SkillEvidence | None,
+    comparison: Comparison | None,
+) -> GateDecision:
+    """The gate under these settings: thresholds, skill gate, champion margin, force and
+    dry run (see :func:`marketpredictor_train.validation.gate.decide`)."""
+    from marketpredictor_train.validation.gate import decide
+
+    return decide(
+        metrics,
         settings.thresholds,
-        skill=backtest.skill,
-        comparison=champion.comparison,
+        skill=skill,
+        comparison=comparison,
         skill_gate=settings.skill_gate,
         champion_margin=settings.champion_margin,
         force=settings.force,
         dry_run=settings.dry_run,
     )
-    return _Validation(backtest, champion, decision)
 
 
 def train_up_rate(dataset: Dataset) -> float:

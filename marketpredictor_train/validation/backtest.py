@@ -529,19 +529,50 @@ def compare_with_production(  # noqa: PLR0913 - both models, their rows, and how
     seed: int,
     level: float = 0.95,
 ) -> Comparison:
+    """:func:`compare_scored` with the stored production model scored on ``rows``.
+
+    Raises MptrainError when the production model cannot be scored."""
+    return compare_scored(
+        production_file.manifest,
+        score_model_file(production_file, ohlcv, rows),
+        ohlcv,
+        rows,
+        new_proba,
+        primary_metric=primary_metric,
+        horizon=horizon,
+        cost_per_trade=cost_per_trade,
+        seed=seed,
+        level=level,
+    )
+
+
+def compare_scored(  # noqa: PLR0913 - both models, their rows, and how to score them
+    manifest: Mapping[str, Any],
+    champion_scores: tuple[np.ndarray, np.ndarray],
+    ohlcv: pl.DataFrame,
+    rows: pl.DataFrame,
+    new_proba: np.ndarray,
+    *,
+    primary_metric: str,
+    horizon: int,
+    cost_per_trade: float,
+    seed: int,
+    level: float = 0.95,
+) -> Comparison:
     """Champion (production) vs challenger on exactly the same rows: both models' metrics
     there, their differences (challenger minus champion), a paired day-level interval of
     the primary metric's difference at ``level`` (``validation.intervals``), and McNemar's
-    mid-p test on accuracy.
+    mid-p test on accuracy. ``manifest`` describes the champion (version, model type,
+    label); ``champion_scores`` are the positions in ``rows`` it could score and its P(up)
+    there (:func:`score_model_file` for a stored model).
 
-    Raises MptrainError when the production model cannot be scored."""
+    Raises MptrainError when the champion scored no row."""
     import numpy as np
 
     from marketpredictor_train.validation.metrics import mcnemar_midp, scored_metrics
     from marketpredictor_train.validation.trading import trading_view
 
-    positions, champion_proba = score_model_file(production_file, ohlcv, rows)
-    manifest = production_file.manifest
+    positions, champion_proba = champion_scores
     common = rows[positions]
     y = common.get_column("label").to_numpy().astype(int)
     challenger_proba = np.asarray(new_proba, dtype=float)[positions]
@@ -590,6 +621,7 @@ def compare_with_production(  # noqa: PLR0913 - both models, their rows, and how
         cost_per_trade=cost_per_trade,
         level=level,
         seed=seed,
+        intervals=False,  # the comparison reads returns and Sharpe ratios only
     )
     trade_prod = trading_view(
         tickers,
@@ -600,6 +632,7 @@ def compare_with_production(  # noqa: PLR0913 - both models, their rows, and how
         cost_per_trade=cost_per_trade,
         level=level,
         seed=seed,
+        intervals=False,
     )
     return Comparison(
         production_version=manifest.get("version"),

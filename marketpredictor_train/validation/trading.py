@@ -79,7 +79,7 @@ def _interval_dict(interval: Interval | None) -> dict[str, Any] | None:
     return None if interval is None else interval.to_dict()
 
 
-def trading_view(
+def trading_view(  # noqa: PLR0913 - the rows, their calls and how to trade them
     tickers: np.ndarray,
     dates: np.ndarray,
     signal: np.ndarray,
@@ -89,10 +89,12 @@ def trading_view(
     cost_per_trade: float,
     level: float = 0.95,
     seed: int = 0,
+    intervals: bool = True,
 ) -> TradingView:
     """Rows must be sorted by (ticker, date); ``signal`` is 1 for "up", 0 otherwise;
     ``next_return`` is the ticker's close-to-next-close return from each row's date.
-    The Sharpe intervals are at ``level``, their resamples drawn with ``seed``."""
+    The Sharpe intervals are at ``level``, their resamples drawn with ``seed``; none
+    without ``intervals`` (for a caller that reads only the statistics)."""
     import numpy as np
 
     tickers = np.asarray(tickers)
@@ -116,8 +118,10 @@ def trading_view(
     hold_daily = daily(hold_row[0])
     strategy = _stats(strat_daily, daily(position), daily(strat_row[1]))
     buy_hold = _stats(hold_daily, daily(holding), daily(hold_row[1]))
-    sharpe_ci, hold_ci, difference_ci = sharpe_intervals(
-        strat_daily, hold_daily, level=level, seed=seed
+    sharpe_ci, hold_ci, difference_ci = (
+        sharpe_intervals(strat_daily, hold_daily, level=level, seed=seed)
+        if intervals
+        else (None, None, None)
     )
 
     per_ticker: dict[str, dict[str, float]] = {}
