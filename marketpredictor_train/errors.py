@@ -5,6 +5,8 @@ A model that fails validation is not an exception: it is a result whose exit cod
 
 from __future__ import annotations
 
+from marketpredictor_train.redact import redact
+
 
 class MptrainError(Exception):
     """Base of every error mptrain reports to its user (exit code 1 unless a subclass says)."""
@@ -12,9 +14,12 @@ class MptrainError(Exception):
     exit_code: int = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        # Messages quote URLs and library errors, which may carry credentials: masked here,
+        # once, for every place an error is shown or written.
+        message = redact(message)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = redact(hint) if hint else hint
 
     def __str__(self) -> str:
         if self.hint:
@@ -49,6 +54,10 @@ class ConfigError(MptrainError):
     """Invalid arguments, settings or config file, or an unknown model type (exit 3)."""
 
     exit_code = 3
+
+
+class OutputPathError(ConfigError):
+    """``--output-json`` names a file of the model store; nothing is written there (exit 3)."""
 
 
 EXIT_SUCCESS = 0

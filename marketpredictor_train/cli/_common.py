@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from marketpredictor_train.errors import MptrainError
+from marketpredictor_train.errors import MptrainError, OutputPathError
 
 if TYPE_CHECKING:
     from marketpredictor_train.config import Settings
@@ -289,7 +289,13 @@ def settings_from(ctx: typer.Context, *, skip: tuple[str, ...] = (), **fixed: An
 
     flags = {k: v for k, v in ctx.params.items() if k not in {"config", "output_json", *skip}}
     flags.update(fixed)
-    return load_settings(config_file=ctx.params.get("config"), **flags)
+    settings = load_settings(config_file=ctx.params.get("config"), **flags)
+    output_json = ctx.params.get("output_json")
+    if output_json is not None:
+        from marketpredictor_train import api
+
+        api.check_output_json(output_json, settings.models_dir)
+    return settings
 
 
 def setup_logging(settings: Settings) -> None:
@@ -316,10 +322,13 @@ def run_reported[R: Result](
 
     started = time.monotonic()
     try:
+        if output_json is not None:
+            # Before anything runs (the settings check it against the configured store too).
+            api.check_output_json(output_json)
         result = run()
     except MptrainError as exc:
         document = failure_document(command, exc, duration_s=time.monotonic() - started)
-        if output_json is not None:
+        if output_json is not None and not isinstance(exc, OutputPathError):
             api.write_json(output_json, document)
         if json_stdout:
             typer.echo(json.dumps(document, indent=2, default=str))
