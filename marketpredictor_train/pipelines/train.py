@@ -93,6 +93,7 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
     Raises MptrainError subclasses (exit 1 or 3) when the run cannot complete; a model
     that trains but is not promoted is a result (exit code 2), not an exception."""
     from marketpredictor_train.store import ModelStore
+    from marketpredictor_train.store.signing import check_keys
     from marketpredictor_train.tracking import report_metrics, training_run
     from marketpredictor_train.tuning import choose_params
 
@@ -100,6 +101,7 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
     timer = run.timer
     with run.bound(), ExitStack() as stack:
         model_cls, device = model_type_and_device(settings)  # exit 3 before any MLflow work
+        check_keys()  # a bad signing or verify key exits 3 now, not after the fit
         # The MLflow run spans the rest of the train; an error that stops it closes it FAILED.
         tracking = stack.enter_context(training_run(settings, run.run_id))
         log.info(

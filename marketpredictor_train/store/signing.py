@@ -88,6 +88,12 @@ def verifier_from_env() -> Verifier | None:
     return _verifier(text) if text else None
 
 
+def check_keys() -> None:
+    """:class:`ConfigError` (exit 3) now if either key variable holds no usable key."""
+    signer_from_env()
+    verifier_from_env()
+
+
 @lru_cache(maxsize=4)
 def _signer(text: str) -> Signer:
     from cryptography.hazmat.primitives import serialization
