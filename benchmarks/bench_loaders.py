@@ -3,13 +3,12 @@ model of the default size, for the two ways of making a crafted payload harmless
 
 - in-process structure validation (``check_structure``: every tree's nodes, children and
   split features checked in Python/NumPy after the library built the model), and
-- a child process that loads the payload first: forked from a fork server (the way
-  mptrain does it; the server's start is paid once per process), or a fresh interpreter
+- a child process that loads the payload first: forked by a helper process (the way
+  mptrain does it; the helper's start is paid once per process), or a fresh interpreter
   per load (``python -c``: import the library, load, check).
 
 Run: uv run python benchmarks/bench_loaders.py [--runs 5]
-Reports the median of ``runs`` loads (the first fork-server probe, with the server's start,
-apart).
+Reports the median of ``runs`` loads (the first probe, with the helper's start, apart).
 """
 
 from __future__ import annotations

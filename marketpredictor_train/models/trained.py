@@ -146,8 +146,11 @@ def _check_features(manifest: dict[str, Any]) -> None:
         or len(set(columns)) != len(columns)
     ):
         raise ModelFileError("its manifest lacks a list of distinct feature_columns")
+    document = manifest.get("feature_spec")
+    if not isinstance(document, dict):
+        raise ModelFileError("its manifest lacks a feature_spec mapping")
     try:
-        spec = FeatureSpec.from_dict(manifest.get("feature_spec"))
+        spec = FeatureSpec.from_dict(document)
     except (ConfigError, TypeError, ValueError, KeyError) as exc:
         raise ModelFileError(f"its feature_spec is malformed: {exc}") from exc
     if spec.hash != manifest.get("feature_spec_hash"):

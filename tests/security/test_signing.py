@@ -218,10 +218,7 @@ def test_the_weekly_workflow_signs_with_the_repository_secret() -> None:
     workflow = Path(__file__).resolve().parents[2] / ".github/workflows/train-model.yml"
     steps = yaml.safe_load(workflow.read_text())["jobs"]
     train = next(
-        step
-        for job in steps.values()
-        for step in job.get("steps", [])
-        if step.get("id") == "train"
+        step for job in steps.values() for step in job.get("steps", []) if step.get("id") == "train"
     )
     assert train["env"]["MPTRAIN_SIGNING_KEY"] == "${{ secrets.MPTRAIN_SIGNING_KEY }}"
     assert "mptrain train" in train["run"]
