@@ -82,6 +82,8 @@ class _Helper:
                 [sys.executable, "-c", code],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
+                # The libraries print warnings of a crafted file; they are not the user's.
+                stderr=subprocess.DEVNULL,
                 env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"},
             )
         except OSError as exc:
@@ -105,7 +107,10 @@ class _Helper:
             except (BrokenPipeError, OSError):
                 line = b""
             if line:
-                return dict(json.loads(line))
+                try:
+                    return dict(json.loads(line))
+                except ValueError:
+                    line = b""  # not an answer: the helper is not trusted further
             self.proc.kill()
             self.proc.wait()
             self.proc = None
@@ -131,7 +136,11 @@ def serve(library: str | None) -> None:
     importlib.import_module("marketpredictor_train.models.registry")
     if library:
         importlib.import_module(library)
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    # Answers go out on a private copy of stdout; what the libraries print (C code writes
+    # to file descriptor 1 directly) goes to stderr instead of into an answer.
+    stdout = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    stdin = sys.stdin.buffer
     while True:
         head = stdin.read(12)
         if len(head) < 12:
