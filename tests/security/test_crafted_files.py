@@ -160,3 +160,27 @@ def test_rollback_works_beside_a_huge_crafted_file(_isolated: Path) -> None:
     rollback = _mptrain("rollback", "--version", first.version, cwd=_isolated)
     assert rollback.returncode == 0, rollback.stderr
     assert store.production().version == first.version
+
+
+@pytest.mark.slow
+def test_train_beside_a_crafted_production_warns_and_decides_by_the_gate(
+    _isolated: Path, store_with_crafted
+) -> None:
+    """train loads production to compare: a crafted one is named in a warning, never a
+    crash; the thresholds decide, as for a production that cannot be scored."""
+    from crafted import crafted_forests
+
+    store, _good, bad = store_with_crafted
+    payload = dict(crafted_forests(fitted("rf").to_bytes()))["rf left child 10**6"]
+    # Trained long before the sample's backtest, so that train does load it to compare.
+    window = {"train_start": "2004-01-02", "train_end": "2005-12-30"}
+    store.prod_path.write_bytes(sealed(manifest_for("rf", bad, data_window=window), payload))
+    result = _mptrain(
+        "train", "--source", "sample", "--tickers", "AAPL,MSFT", "--period", "3y",
+        "--output-json", "result.json", cwd=_isolated,
+    )  # fmt: skip
+    assert result.returncode in (0, 2), result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    document = json.loads((_isolated / "result.json").read_text())
+    warnings = document["warnings"]
+    assert any("could not be scored" in w and "out of range" in w for w in warnings), warnings
