@@ -2,8 +2,9 @@
 is shown or written (console, ``logs/training.log``, JSON documents, MLflow tags).
 
 Masked are the password of every ``scheme://user:password@host`` URL in a text (a
-tracking URI, a study storage URL, an exception quoting either) and the values of the
-environment variables that hold secrets (tokens, passwords, a signing key given as text).
+tracking URI, a study storage URL, an exception quoting either), any private key in PEM,
+and the values of the environment variables that hold secrets (tokens, passwords, a
+signing key given as text).
 Cheap to import: no third-party module.
 """
 
@@ -17,6 +18,10 @@ MASK = "***"
 # password with an unescaped "@" is still masked whole) and never spans a "/" or a space.
 _URL_CREDENTIALS = re.compile(
     r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]*):(?P<password>[^\s/'\"]*)@"
+)
+# A private key in PEM, wherever it is quoted.
+_PRIVATE_KEY = re.compile(
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.DOTALL
 )
 # Environment variables whose values are secrets wherever they appear.
 SECRET_ENV_VARS: tuple[str, ...] = (
@@ -41,9 +46,11 @@ def redact(text: str) -> str:
     """``text`` with every URL password and every secret environment value masked."""
     if not text:
         return text
-    masked = mask_url(text)
+    masked = _PRIVATE_KEY.sub(f"<private key {MASK}>", mask_url(text))
     for name in SECRET_ENV_VARS:
-        value = os.environ.get(name)
+        value = os.environ.get(name, "").strip()
+        if name == "MPTRAIN_SIGNING_KEY" and not value.startswith("-----BEGIN"):
+            continue  # the path of the key file, not the key: worth showing in its errors
         if value and len(value) >= _MIN_SECRET_LEN and value in masked:
             masked = masked.replace(value, MASK)
     return masked

@@ -55,6 +55,18 @@ def test_redact_masks_urls_inside_text_and_secret_env_values(monkeypatch) -> Non
     assert "http://me:***@127.0.0.1:9/api" in masked
 
 
+def test_a_private_key_is_masked_and_a_key_path_is_not(monkeypatch) -> None:
+    pem = (
+        "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIJ+secretbits\n"
+        "-----END PRIVATE KEY-----\n"
+    )
+    assert "secretbits" not in redact(f"cannot use key {pem} here")
+    monkeypatch.setenv("MPTRAIN_SIGNING_KEY", "/etc/mptrain/signing.pem")
+    assert "/etc/mptrain/signing.pem" in redact("no such file /etc/mptrain/signing.pem")
+    monkeypatch.setenv("MPTRAIN_SIGNING_KEY", pem)
+    assert "secretbits" not in redact(f"value {pem.strip()[:60]}")
+
+
 def test_errors_and_documents_are_masked_at_construction() -> None:
     exc = ConfigError(f"Bad URL http://u:{SECRET}@h/", hint=f"try http://u:{SECRET}@other/")
     assert SECRET not in str(exc) and SECRET not in exc.message and SECRET not in exc.hint
