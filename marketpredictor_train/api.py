@@ -216,6 +216,14 @@ def configure_logging(settings: Settings, console: Console | None = None) -> Non
     )
 
 
+def check_output_json(path: Path, models_dir: Path | None = None) -> None:
+    """Refuse (exit 3) an ``--output-json`` path that is a file of the model store in
+    ``models_dir`` (or of the store the path lies in), before anything runs."""
+    from marketpredictor_train.store.names import check_result_path
+
+    check_result_path(path, models_dir)
+
+
 def write_json(path: Path, document: dict[str, Any]) -> None:
     """Write a JSON document atomically (a reader never sees half a file)."""
     from marketpredictor_train.fileio import atomic_write_text

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import errno
 
+from marketpredictor_train.redact import redact
+
 
 class MptrainError(Exception):
     """Base of every error mptrain reports to its user (exit code 1 unless a subclass says)."""
@@ -14,9 +16,12 @@ class MptrainError(Exception):
     exit_code: int = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        # Messages quote URLs and library errors, which may carry credentials: masked here,
+        # once, for every place an error is shown or written.
+        message = redact(message)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = redact(hint) if hint else hint
 
     def __str__(self) -> str:
         if self.hint:
@@ -95,6 +100,10 @@ def file_system_error(exc: OSError, doing: str = "Cannot write") -> FileSystemEr
         hint="Free space, or make the folder writable (or choose another with "
         "--models-dir / --logs-dir), and run again; the production model is unchanged.",
     )
+
+
+class OutputPathError(ConfigError):
+    """``--output-json`` names a file of the model store; nothing is written there (exit 3)."""
 
 
 EXIT_SUCCESS = 0

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from structlog.typing import EventDict
 
+from marketpredictor_train.redact import redact_value
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -84,6 +86,12 @@ def _seed_json(_: Any, __: str, event_dict: EventDict) -> str:
     return json.dumps(line, default=str)
 
 
+def _redact(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    """Mask credentials in every value of a line (its message, key/values and exception
+    text), ours and other libraries' alike, before it reaches the console or the file."""
+    return {k: redact_value(v) if k != "_record" else v for k, v in event_dict.items()}
+
+
 def _short(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text if len(text) <= 300 else text[:297] + "..."
@@ -149,6 +157,7 @@ def configure_logging(
                 processors=[
                     structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.format_exc_info,
+                    _redact,
                     _seed_json,
                 ],
                 foreign_pre_chain=_pre_chain(),
@@ -190,6 +199,8 @@ def _console_handler(console: Console | None) -> logging.Handler:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 _drop_callsite,
+                structlog.processors.format_exc_info,
+                _redact,
                 _round_for_people,
                 structlog.dev.ConsoleRenderer(colors=colors, pad_event_to=0),
             ],

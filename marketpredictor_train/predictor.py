@@ -201,7 +201,7 @@ def from_model_file(model_file: ModelFile, path: Path, target: Target) -> Loaded
     """A :class:`LoadedModel` of an already verified model file."""
     from marketpredictor_train.models.trained import TrainedModel
 
-    trained = TrainedModel.from_model_file(model_file)
+    trained = TrainedModel.from_model_file(model_file, source=str(path))
     return LoadedModel(path=path, target=target, manifest=model_file.manifest, _trained=trained)
 
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from marketpredictor_train.errors import EXIT_SUCCESS, MptrainError
+from marketpredictor_train.redact import redact
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -49,7 +50,7 @@ def envelope(
         "command": command,
         "status": status,
         "exit_code": exit_code,
-        "warnings": list(warnings),
+        "warnings": [redact(w) for w in warnings],
         "error": None
         if error is None
         else {"type": type(error).__name__, "message": error.message, "hint": error.hint},

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from marketpredictor_train.errors import MptrainError, file_system_error
+from marketpredictor_train.errors import MptrainError, OutputPathError, file_system_error
 
 if TYPE_CHECKING:
     from marketpredictor_train.config import Settings
@@ -298,7 +298,13 @@ def settings_from(ctx: typer.Context, *, skip: tuple[str, ...] = (), **fixed: An
 
     flags = {k: v for k, v in ctx.params.items() if k not in {"config", "output_json", *skip}}
     flags.update(fixed)
-    return load_settings(config_file=ctx.params.get("config"), **flags)
+    settings = load_settings(config_file=ctx.params.get("config"), **flags)
+    output_json = ctx.params.get("output_json")
+    if output_json is not None:
+        from marketpredictor_train import api
+
+        api.check_output_json(output_json, settings.models_dir)
+    return settings
 
 
 def setup_logging(settings: Settings) -> None:
@@ -320,10 +326,14 @@ def run_reported[R: Result](
     ``json_stdout`` (``--json``) as its JSON document on stdout. The document also goes to
     ``output_json`` when given. On an error the failure document is written the same ways,
     before the error boundary maps the exception to its exit code."""
+    from marketpredictor_train import api
     from marketpredictor_train.results import failure_document
 
     started = time.monotonic()
     try:
+        if output_json is not None:
+            # Before anything runs (the settings check it against the configured store too).
+            api.check_output_json(output_json)
         try:
             result = run()
         except OSError as exc:  # a full, read-only or immutable disk is no bug: one line
@@ -333,7 +343,7 @@ def run_reported[R: Result](
             raise error from exc
     except MptrainError as exc:
         document = failure_document(command, exc, duration_s=time.monotonic() - started)
-        if output_json is not None:
+        if output_json is not None and not isinstance(exc, OutputPathError):
             _write_failure_json(output_json, document)
         if json_stdout:
             _to_stdout(json.dumps(document, indent=2, default=str))

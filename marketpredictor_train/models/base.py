@@ -23,6 +23,12 @@ class ModelType(ABC):
     default_params: ClassVar[Mapping[str, Any]] = {}
     payload_format: ClassVar[str]
     supports_gpu: ClassVar[bool] = False
+    # Arguments the type sets itself (objective, seed, device...): a manifest whose
+    # ``params`` name one is refused rather than silently changing what the model is.
+    reserved_params: ClassVar[frozenset[str]] = frozenset()
+    # Whether the library's payload parser may crash the process on a crafted payload, so
+    # that an unverified payload is first read in a child process (models/isolation.py).
+    isolate_loading: ClassVar[bool] = False
 
     def __init__(
         self, params: Mapping[str, Any] | None = None, *, device: str = "cpu", seed: int = 42
@@ -73,6 +79,12 @@ class ModelType(ABC):
     ) -> Self:
         """Load a model written by ``to_bytes``; must not execute code from the payload,
         and raises ``ModelFileError`` for a payload it cannot read."""
+
+    def check_structure(self, n_features: int) -> None:
+        """Raise ``ModelFileError`` unless the loaded model is internally consistent and
+        reads exactly ``n_features`` columns (every tree's nodes in range, no cycles), so
+        that predicting cannot read outside its arrays. The default checks nothing."""
+        return None
 
     @classmethod
     def gpu_available(cls) -> bool:

@@ -19,6 +19,10 @@ class LightGBMModelType(ModelType):
     name = "lgb"
     payload_format = "lightgbm-text"
     supports_gpu = True
+    reserved_params = frozenset(
+        {"objective", "subsample_freq", "random_state", "verbosity", "device_type"}
+    )
+    isolate_loading = True
     default_params: ClassVar[Mapping[str, Any]] = {
         "n_estimators": 200,
         "learning_rate": 0.05,
@@ -111,11 +115,27 @@ class LightGBMModelType(ModelType):
             raise ModelFileError("Not a readable LightGBM model text: incomplete or not a model")
         try:
             booster = lightgbm.Booster(model_str=payload.decode("utf-8"))
-        except (UnicodeDecodeError, lightgbm.basic.LightGBMError) as exc:
+        except (UnicodeDecodeError, ValueError, lightgbm.basic.LightGBMError) as exc:
             raise ModelFileError(f"Not a readable LightGBM model text: {exc}") from exc
         inst = cls(params, device=device)
         inst._booster = booster
         return inst
+
+    def check_structure(self, n_features: int) -> None:
+        if self._booster.num_feature() != n_features:
+            raise ModelFileError(
+                f"Not a consistent LightGBM model: it reads {self._booster.num_feature()} "
+                f"features, its manifest names {n_features}"
+            )
+        # The dump walks every tree from its root in LightGBM itself, so a broken tree
+        # fails here (in the child process that probes untrusted payloads).
+        for info in self._booster.dump_model().get("tree_info", []):
+            leaves = _count_leaves(info.get("tree_structure"), n_features)
+            if leaves != info.get("num_leaves"):
+                raise ModelFileError(
+                    f"Not a consistent LightGBM model: tree {info.get('tree_index')} has "
+                    f"{leaves} reachable leaves, not {info.get('num_leaves')}"
+                )
 
     @classmethod
     def search_space(cls, trial: optuna.Trial) -> dict[str, Any]:
@@ -128,6 +148,29 @@ class LightGBMModelType(ModelType):
             "colsample_bytree": trial.suggest_float("colsample_bytree", 0.6, 1.0),
             "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
         }
+
+
+def _count_leaves(node: Any, n_features: int) -> int:
+    """Leaves under ``node`` of a dumped tree, every split checked to be a numerical one on
+    an existing feature."""
+    count = 0
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, dict):
+            raise ModelFileError("Not a consistent LightGBM model: a tree node is not a node")
+        if "leaf_value" in current and "split_feature" not in current:
+            count += 1
+            continue
+        feature = current.get("split_feature")
+        if not isinstance(feature, int) or not 0 <= feature < n_features:
+            raise ModelFileError(
+                f"Not a consistent LightGBM model: a split on feature {feature} of {n_features}"
+            )
+        if current.get("decision_type") != "<=":
+            raise ModelFileError("Not a consistent LightGBM model: a non-numerical split")
+        stack.extend((current.get("left_child"), current.get("right_child")))
+    return count
 
 
 @cache

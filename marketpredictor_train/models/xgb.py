@@ -17,6 +17,8 @@ class XGBModelType(ModelType):
     name = "xgb"
     payload_format = "xgboost-ubj"
     supports_gpu = True
+    reserved_params = frozenset({"objective", "tree_method", "device", "random_state", "n_jobs"})
+    isolate_loading = True
     default_params: ClassVar[Mapping[str, Any]] = {
         "n_estimators": 100,
         "max_depth": 6,
@@ -102,7 +104,7 @@ class XGBModelType(ModelType):
         model = inst._build()
         try:
             model.load_model(bytearray(payload))
-        except XGBoostError as exc:
+        except (XGBoostError, UnicodeDecodeError, ValueError) as exc:
             first_line = (str(exc).splitlines() or ["unknown error"])[0]
             raise ModelFileError(f"Not a readable XGBoost model: {first_line}") from exc
         # A payload cut short can still parse as a smaller model: every tree the
@@ -117,6 +119,27 @@ class XGBModelType(ModelType):
         inst._model = model
         return inst
 
+    def check_structure(self, n_features: int) -> None:
+        import json
+
+        from marketpredictor_train.errors import ModelFileError
+
+        booster = self._model.get_booster()
+        if booster.num_features() != n_features:
+            raise ModelFileError(
+                f"Not a consistent XGBoost model: it reads {booster.num_features()} features, "
+                f"its manifest names {n_features}"
+            )
+        try:
+            model = json.loads(bytes(booster.save_raw(raw_format="json")))
+            trees = model["learner"]["gradient_booster"]["model"]["trees"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelFileError(f"Not a consistent XGBoost model: {exc!r}") from exc
+        for number, tree in enumerate(trees):
+            problem = _tree_problem(tree, n_features)
+            if problem:
+                raise ModelFileError(f"Not a consistent XGBoost model: tree {number} {problem}")
+
     @classmethod
     def search_space(cls, trial: optuna.Trial) -> dict[str, Any]:
         return {
@@ -127,3 +150,36 @@ class XGBModelType(ModelType):
             "subsample": trial.suggest_float("subsample", 0.6, 1.0),
             "colsample_bytree": trial.suggest_float("colsample_bytree", 0.6, 1.0),
         }
+
+
+def _tree_problem(tree: Any, n_features: int) -> str | None:
+    """What is wrong with one tree of XGBoost's JSON model, or None: every array as long
+    as the tree has nodes, children in range, each node reached once from the root (no
+    cycle), numerical splits on existing features."""
+    try:
+        size = int(tree["tree_param"]["num_nodes"])
+        left, right = tree["left_children"], tree["right_children"]
+        feature, kinds = tree["split_indices"], tree["split_type"]
+        arrays = (left, right, feature, kinds, tree["split_conditions"], tree["base_weights"])
+    except (KeyError, TypeError, ValueError):
+        return "lacks its node arrays"
+    if size < 1 or any(not isinstance(a, list) or len(a) != size for a in arrays):
+        return f"has node arrays of the wrong length (num_nodes {size})"
+    seen = [False] * size
+    stack = [0]
+    while stack:
+        node = stack.pop()
+        if seen[node]:
+            return f"reaches node {node} twice (a cycle)"
+        seen[node] = True
+        lo, hi = left[node], right[node]
+        if lo == -1 and hi == -1:
+            continue
+        if not (isinstance(lo, int) and isinstance(hi, int) and 0 < lo < size and 0 < hi < size):
+            return f"has node {node} with children out of range ({lo}, {hi})"
+        if kinds[node] != 0 or not (
+            isinstance(feature[node], int) and 0 <= feature[node] < n_features
+        ):
+            return f"has node {node} splitting on feature {feature[node]} of {n_features}"
+        stack.extend((lo, hi))
+    return None

@@ -93,6 +93,20 @@ class _Saved:
         return self.record is not None
 
 
+def _preflight(settings: Settings) -> tuple[type[ModelType], str]:
+    """What can fail without data, checked before any MLflow work, data or fit (exit 3 for
+    an unknown model type, a bad device or a bad key; exit 1 for a store that cannot be
+    written): the model type and the device."""
+    from marketpredictor_train.store import ModelStore
+    from marketpredictor_train.store.signing import check_keys
+
+    model_cls, device = model_type_and_device(settings)
+    check_keys()
+    if not settings.dry_run:
+        ModelStore(settings.models_dir).check_writable()
+    return model_cls, device
+
+
 def train(settings: Settings, *, progress: ProgressCallback | None = None) -> TrainResult:
     """Train, validate and maybe promote one model; see TrainResult for what comes back.
 
@@ -105,9 +119,7 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
     run = RunContext()
     timer = run.timer
     with run.bound(), ExitStack() as stack:
-        model_cls, device = model_type_and_device(settings)  # exit 3 before any MLflow work
-        if not settings.dry_run:
-            ModelStore(settings.models_dir).check_writable()  # before the data and the fit
+        model_cls, device = _preflight(settings)
         # The MLflow run spans the rest of the train; an error that stops it closes it FAILED.
         tracking = stack.enter_context(training_run(settings, run.run_id))
         log.info(

@@ -66,7 +66,7 @@ def validate(
     with run.bound():
         store = ModelStore(settings.models_dir)
         target, target_file, path = _target(store, version, model_file)
-        model = TrainedModel.from_model_file(target_file)
+        model = TrainedModel.from_model_file(target_file, source=str(path))
         manifest = target_file.manifest
         label = manifest.get("label") or {}
         horizon = int(label.get("horizon", 1))

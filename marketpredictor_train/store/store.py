@@ -61,6 +61,7 @@ from marketpredictor_train.store.modelfile import (
     ModelFile,
     decode_model_file,
     encode_model_file,
+    read_bounded,
     read_model_file,
 )
 from marketpredictor_train.store.names import (
@@ -324,7 +325,7 @@ class ModelStore:
                     version=version,
                     path=target,
                     created_at=created_at,
-                    manifest=decode_model_file(data, source=str(target)).manifest,
+                    manifest=decode_model_file(data, source=str(target), verifier=None).manifest,
                     is_production=False,
                     size_bytes=len(data),
                 )
@@ -549,7 +550,7 @@ class ModelStore:
 
     def _load_production_file(self) -> tuple[ModelFile, int] | None:
         try:
-            data = self.prod_path.read_bytes()
+            data = read_bounded(self.prod_path)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -660,7 +661,7 @@ def _created_at(manifest: dict[str, Any]) -> str | None:
 
 def _read_bytes(path: Path) -> bytes:
     try:
-        return path.read_bytes()
+        return read_bounded(path)
     except FileNotFoundError as exc:
         raise ModelFileError(f"Model file not found: {path} (deleted meanwhile?)") from exc
     except OSError as exc:

@@ -154,6 +154,17 @@ class ModelTypeContract:
             loaded.predict_proba(test_xy[0]), fitted.predict_proba(test_xy[0]), rtol=0, atol=1e-9
         )
 
+    def test_a_loaded_model_passes_its_own_structure_check(
+        self, model_type: type[ModelType], fitted: ModelType, train_xy: Any
+    ) -> None:
+        """check_structure, which guards every load of an untrusted file, accepts what
+        the type itself wrote; the loading declarations have their types."""
+        loaded = model_type.from_bytes(fitted.to_bytes(), fitted.params)
+        loaded.check_structure(train_xy[0].shape[1])
+        assert isinstance(model_type.isolate_loading, bool)
+        assert isinstance(model_type.reserved_params, frozenset)
+        assert not model_type.reserved_params & set(model_type.default_params)
+
     def test_payload_is_not_a_pickle(self, fitted: ModelType) -> None:
         payload = fitted.to_bytes()
         # Every pickle since protocol 2 starts with the PROTO opcode.

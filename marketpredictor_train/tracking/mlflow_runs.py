@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from marketpredictor_train.redact import describe_error, redact
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -198,11 +200,11 @@ class TrainingRun:
         """Close the run after the error that stopped the train."""
         if self.mlflow_run_id is None:
             return
-        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        message = redact(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
         try:
             self._log(tags={"mptrain.status": "failed", "mptrain.error": message[:_MAX_TAG]})
         except Exception as error:  # the train's own error is what the user must see
-            log.warning(f"MLflow tracking failed: {error}")
+            log.warning(f"MLflow tracking failed: {describe_error(error)}")
         self._end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
 
     def close(self) -> None:
@@ -241,10 +243,10 @@ class TrainingRun:
             elif self._client is not None:
                 self._client.set_terminated(run_id, status=status)
         except Exception as exc:
-            log.warning(f"MLflow tracking failed: {exc}")
+            log.warning(f"MLflow tracking failed: {describe_error(exc)}")
 
     def _fail(self, exc: Exception) -> None:
-        warning = f"MLflow tracking failed: {exc}"
+        warning = f"MLflow tracking failed: {describe_error(exc)}"
         log.warning(warning)
         self.warnings.append(warning)
         self._end("FAILED")
@@ -349,7 +351,7 @@ def _log_run(
                     mlflow.log_artifact(str(path), artifact_path=folder)
             return run.info.run_id, None
     except Exception as exc:  # tracking must not take a finished run down with it
-        warning = f"MLflow tracking failed: {exc}"
+        warning = f"MLflow tracking failed: {describe_error(exc)}"
         log.warning(warning)
         return None, warning
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 
 from marketpredictor_train.errors import MptrainError
+from marketpredictor_train.redact import describe_error
 from marketpredictor_train.store.history import RegisteredVersion
 
 if TYPE_CHECKING:
@@ -272,7 +273,7 @@ class Registry:
         try:
             return call()
         except Exception as exc:  # the registry must never fail a command of the store
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
+            reason = (describe_error(exc).splitlines() or [type(exc).__name__])[0][:500]
             self._warn(f"{action} failed: {reason}")
             return None
 

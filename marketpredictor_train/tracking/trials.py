@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from marketpredictor_train.redact import describe_error
+
 if TYPE_CHECKING:
     import optuna
 
@@ -149,6 +151,6 @@ class TrialTracker:
         )
 
     def _fail(self, exc: Exception) -> None:
-        self.warning = f"MLflow tracking of trials failed: {exc}"
+        self.warning = f"MLflow tracking of trials failed: {describe_error(exc)}"
         log.warning(self.warning)
         self.parent_run_id = None

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from marketpredictor_train.errors import ConfigError, TrainingError
+from marketpredictor_train.redact import mask_url
 
 if TYPE_CHECKING:
     import optuna
@@ -44,9 +45,10 @@ def describe_storage(url: str) -> str:
     from sqlalchemy.exc import ArgumentError
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        make_url(url)
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         return "<unparseable storage URL>"
+    return mask_url(url)
 
 
 def open_storage(url: str, *, heartbeat_s: int) -> optuna.storages.RDBStorage:  # noqa: C901 - a case per way a storage URL or its database can fail
@@ -65,7 +67,7 @@ def open_storage(url: str, *, heartbeat_s: int) -> optuna.storages.RDBStorage:  
         ) from exc
     except sa_exc.ArgumentError as exc:
         raise ConfigError(
-            f"Bad study storage URL {url!r}: {exc}",
+            f"Bad study storage URL {mask_url(url)!r}: {exc}",
             hint="Use e.g. postgresql://user:password@host:5432/optuna or "
             "sqlite:///path/to/optuna.db",
         ) from exc

@@ -99,9 +99,9 @@ def test_foreign_file_is_refused_and_never_unpickled(tmp_path: Path, content: by
 
 def test_newer_format_version_asks_for_an_upgrade(model_path: Path) -> None:
     data = bytearray(model_path.read_bytes())
-    struct.pack_into(">H", data, len(MAGIC), 2)
+    struct.pack_into(">H", data, len(MAGIC), 3)  # 1 is unsigned, 2 signed
     model_path.write_bytes(bytes(data))
-    with pytest.raises(ModelFileError, match="format 2") as err:
+    with pytest.raises(ModelFileError, match="format 3") as err:
         read_model_file(model_path)
     assert "Upgrade mptrain" in str(err.value)
 
