@@ -100,6 +100,10 @@ class XGBModelType(ModelType):
         # UBJSON (and JSON) models are objects, so anything else is refused up front.
         if not payload.startswith(b"{"):
             raise ModelFileError("Not a readable XGBoost model: not a UBJSON/JSON object")
+        # libxgboost reads a buffer cut short past its end (it may even load): an object
+        # that does not close is refused before the library sees it.
+        if not payload.rstrip().endswith(b"}"):
+            raise ModelFileError("Not a whole XGBoost model: the object does not close (truncated)")
         inst = cls(params, device=device)
         model = inst._build()
         try:
