@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     model_type: str = "xgb"
     device: Device = "auto"
     seed: int = 42
+    # Threads per fit; None (or "auto"): the cores this process may use (CPU affinity,
+    # cgroup quota), fewer for small data. See models/threads.py.
+    threads: int | None = Field(default=None, ge=1, le=1024)
 
     # validation and promotion
     min_accuracy: float = Field(default=0.60, ge=0.0, le=1.0)
@@ -141,6 +144,13 @@ class Settings(BaseSettings):
             if not cleaned:
                 raise ValueError("the ticker list is empty; give e.g. AAPL,MSFT")
             return cleaned
+        return value
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _auto_threads(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("", "auto"):
+            return None
         return value
 
     @field_validator("log_level", mode="before")

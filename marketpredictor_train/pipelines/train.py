@@ -21,6 +21,7 @@ from marketpredictor_train.pipelines.common import (
     ChampionScore,
     RunContext,
     data_window,
+    fitting_threads,
     logs_reports_dir,
     model_type_and_device,
     prepare_data,
@@ -34,6 +35,8 @@ from marketpredictor_train.results import TrainResult
 from marketpredictor_train.store.names import REPORTS_DIR_NAME
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from marketpredictor_train.config import Settings
     from marketpredictor_train.data import LoadedData
     from marketpredictor_train.dataset import Dataset
@@ -111,12 +114,14 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
             device=device,
         )
         loaded, dataset = prepare_data(settings, timer, progress)
+        stack.enter_context(fitting_threads(settings, dataset))
         params, param_source = choose_params(
             settings, model_cls, dataset, device=device, timer=timer, progress=progress
         )
         with timer("fit"):
-            calibrator = _calibrator(settings, model_cls, params, device, dataset)
-            model = _fit(model_cls, params, device, settings, dataset, progress)
+            dataset, calibrator, model = _fit_stage(
+                settings, model_cls, params, device, dataset, progress
+            )
 
         store = ModelStore(settings.models_dir)
         with timer("validate"):
@@ -230,16 +235,35 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
         )
 
 
+def _fit_stage(
+    settings: Settings,
+    model_cls: type[ModelType],
+    params: dict[str, Any],
+    device: str,
+    dataset: Dataset,
+    progress: ProgressCallback | None,
+) -> tuple[Dataset, Calibrator | None, ModelType]:
+    """The calibration fit and the model's fit on one training matrix; the dataset comes
+    back without its training features (unless --refit needs them again), so the frame
+    and the matrix are not both held while the model fits."""
+    x_train, y_train = dataset.xy(dataset.train, model_cls.feature_dtype)
+    if not settings.refit:
+        dataset = dataset.without_train_features()
+    calibrator = _calibrator(settings, model_cls, params, device, dataset, x_train)
+    model = _fit(model_cls, params, device, settings, x_train, y_train, progress)
+    return dataset, calibrator, model
+
+
 def _fit(
     model_cls: type[ModelType],
     params: dict[str, Any],
     device: str,
     settings: Settings,
-    dataset: Dataset,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
     progress: ProgressCallback | None,
 ) -> ModelType:
     model = model_cls(params, device=device, seed=settings.seed)
-    x_train, y_train = dataset.xy(dataset.train)
     report(progress, "fit", 0, 1, f"fitting {model_cls.name} on {len(y_train)} rows")
     try:
         model.fit(x_train, y_train)
@@ -260,6 +284,7 @@ def _calibrator(
     params: dict[str, Any],
     device: str,
     dataset: Dataset,
+    x: np.ndarray,
 ) -> Calibrator | None:
     """The calibration map of this run (None with --calibration none): the same model type
     and parameters fitted on the training part without its last purged walk-forward fold,
@@ -269,7 +294,7 @@ def _calibrator(
 
     if settings.calibration == "none" or settings.skip_validation:
         return None
-    x, y = dataset.xy(dataset.train)
+    y = dataset.train.get_column("label").to_numpy()
     dates = dataset.train.get_column("date").to_numpy()
     try:
         fold = walk_forward_folds(
@@ -335,7 +360,7 @@ def _validate(
             champion=ChampionScore(_production_version(store), None),
             decision=decide_unvalidated(force=settings.force, dry_run=settings.dry_run),
         )
-    x_test, _ = dataset.xy(dataset.backtest)
+    x_test, _ = dataset.xy(dataset.backtest, model.feature_dtype)
     raw = model.predict_proba(x_test)
     proba = raw if calibrator is None else calibrator.apply(raw)
     importance = model.feature_importance()
@@ -359,7 +384,13 @@ def _validate(
         calibration_method=None if calibrator is None else calibrator.method,
     )
     champion = score_champion(
-        settings, store, loaded.frame, dataset.backtest, proba, horizon=settings.horizon
+        settings,
+        store,
+        loaded.frame,
+        dataset.backtest,
+        proba,
+        horizon=settings.horizon,
+        rows_spec_hash=dataset.spec.hash,
     )
     for warning in champion.warnings:
         log.warning(warning)
@@ -415,7 +446,7 @@ def _refit(
     import polars as pl
 
     rows = pl.concat([dataset.train, dataset.backtest], how="vertical")
-    x, y = dataset.xy(rows)
+    x, y = dataset.xy(rows, model_cls.feature_dtype)
     model = model_cls(params, device=device, seed=settings.seed)
     try:
         model.fit(x, y)

@@ -491,17 +491,26 @@ def _per_ticker(
 
 
 def score_model_file(
-    model_file: ModelFile, ohlcv: pl.DataFrame, rows: pl.DataFrame
+    model_file: ModelFile,
+    ohlcv: pl.DataFrame,
+    rows: pl.DataFrame,
+    *,
+    rows_spec_hash: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """P(up) of a stored model on those of ``rows`` (ticker, date, ...) it can score,
-    with features rebuilt from ``ohlcv`` using the model's own spec. Returns the row
-    positions scored and the probabilities; rows inside the model's warm-up are left out."""
+    with features rebuilt from ``ohlcv`` using the model's own spec, or taken from
+    ``rows`` when they were built from the same ``ohlcv`` with that very spec
+    (``rows_spec_hash``). Returns the row positions scored and the probabilities; rows
+    inside the model's warm-up are left out."""
     from marketpredictor_train.features import build_features
     from marketpredictor_train.models.trained import TrainedModel
 
     model = TrainedModel.from_model_file(model_file)
     spec = model.spec
-    feats = build_features(ohlcv, spec)
+    if rows_spec_hash == spec.hash and set(model.feature_columns) <= set(rows.columns):
+        feats = rows  # the same features: no second build of every ticker's history
+    else:
+        feats = build_features(ohlcv, spec)
     joined = (
         rows.select("ticker", "date")
         .with_row_index("_row")
@@ -528,6 +537,7 @@ def compare_with_production(  # noqa: PLR0913 - both models, their rows, and how
     cost_per_trade: float,
     seed: int,
     level: float = 0.95,
+    rows_spec_hash: str | None = None,
 ) -> Comparison:
     """Champion (production) vs challenger on exactly the same rows: both models' metrics
     there, their differences (challenger minus champion), a paired day-level interval of
@@ -540,7 +550,9 @@ def compare_with_production(  # noqa: PLR0913 - both models, their rows, and how
     from marketpredictor_train.validation.metrics import mcnemar_midp, scored_metrics
     from marketpredictor_train.validation.trading import trading_view
 
-    positions, champion_proba = score_model_file(production_file, ohlcv, rows)
+    positions, champion_proba = score_model_file(
+        production_file, ohlcv, rows, rows_spec_hash=rows_spec_hash
+    )
     manifest = production_file.manifest
     common = rows[positions]
     y = common.get_column("label").to_numpy().astype(int)
