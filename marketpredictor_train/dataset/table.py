@@ -66,16 +66,16 @@ def labelled_features(
     from marketpredictor_train.features import build_features, make_labels, model_feature_names
 
     columns = model_feature_names(spec)
-    features = build_features(ohlcv, spec)
+    # Only the model's columns are built, and the feature frame is let go as soon as the
+    # join has it: building the table is a training run's memory peak.
+    features = build_features(ohlcv, spec, only=columns)  # sorted by (ticker, date)
     labels = make_labels(ohlcv, horizon=horizon, dead_band=dead_band)
-    return (
-        features.select(["ticker", "date", *columns])
-        .join(labels, on=["ticker", "date"], how="inner")
-        .filter(pl.col("label").is_not_null())
-        .drop_nulls(columns)
-        .filter(pl.all_horizontal([pl.col(c).is_finite() for c in columns]))
-        .sort(["ticker", "date"])
+    table = features.join(labels, on=["ticker", "date"], how="inner", maintain_order="left")
+    del features
+    complete = pl.col("label").is_not_null() & pl.all_horizontal(
+        [pl.col(c).is_not_null() & pl.col(c).is_finite() for c in columns]
     )
+    return table.filter(complete)
 
 
 def cut_dataset(

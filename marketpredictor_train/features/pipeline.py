@@ -123,7 +123,10 @@ def _evaluate(column: Column) -> pl.Expr:
 
 
 def build_features(
-    ohlcv: pl.DataFrame | pl.LazyFrame, spec: FeatureSpec | None = None
+    ohlcv: pl.DataFrame | pl.LazyFrame,
+    spec: FeatureSpec | None = None,
+    *,
+    only: list[str] | None = None,
 ) -> pl.DataFrame:
     """Compute the features of ``spec`` (default: :func:`default_spec`) for every ticker.
 
@@ -137,7 +140,10 @@ def build_features(
     Raises :class:`~marketpredictor_train.errors.DataError` naming the tickers and rows at
     fault for a missing column, a missing/NaN/infinite value, a price <= 0, a negative
     volume or a repeated (ticker, date); ``ConfigError`` for an unusable pandas-ta entry.
-    """
+
+    With ``only`` (feature names of ``spec``) just those feature columns come back, the
+    others dropped as soon as no later stage reads them (the model's columns without
+    holding every feature of every row at once)."""
     spec = spec or default_spec()
     frame = prepare(ohlcv, PRICE_COLUMNS)
     columns = plan(spec)
@@ -156,13 +162,23 @@ def build_features(
                 last_read[name] = index
             if column.per_ticker:
                 last_read[TICKER_ID] = index
+    returned = [c.name for c in columns if c.is_feature]
+    if only is not None:
+        returned = [name for name in returned if name in set(only)]
+    kept = set(returned)
+    unwanted = {c.name for c in columns if c.is_feature} - kept
     for index, group in enumerate(stages):
+        for column in group:  # a feature not returned goes once nothing reads it
+            if column.name in unwanted:
+                last_read[column.name] = max(last_read.get(column.name, index), index)
         frame = frame.with_columns(_evaluate(column) for column in group)
         done = [
             name
             for name, last in last_read.items()
-            if last == index and name.startswith("__") and name in frame.columns
+            if last == index
+            and (name.startswith("__") or name in unwanted)
+            and name in frame.columns
         ]
         if done:
             frame = frame.drop(done)
-    return frame.select("ticker", "date", *(c.name for c in columns if c.is_feature))
+    return frame.select("ticker", "date", *returned)
