@@ -8,6 +8,7 @@ import numpy as np
 from marketpredictor_train.dataset import build_dataset
 from marketpredictor_train.features import FeatureSpec, Indicator
 from marketpredictor_train.models.rf import RandomForestModelType
+from marketpredictor_train.models.threads import using_threads
 from marketpredictor_train.store.modelfile import ModelFile
 from marketpredictor_train.testing.synthetic import synthetic_ohlcv
 from marketpredictor_train.validation.backtest import score_model_file
@@ -17,8 +18,11 @@ def test_the_same_spec_reuses_the_rows_features_with_the_same_scores(monkeypatch
     ohlcv = synthetic_ohlcv(3, 500, seed=4)
     spec = FeatureSpec.of(Indicator.create("roc", length=1), Indicator.create("rsi", length=5))
     dataset = build_dataset(ohlcv, spec, horizon=1, dead_band=0.0, backtest_months=3, purge_gap=1)
+    # One thread (saved with the forest): its averaged probabilities are summed in the
+    # order the threads finish.
     model = RandomForestModelType({"n_estimators": 5, "max_depth": 3}, seed=1)
-    model.fit(*dataset.xy(dataset.train))
+    with using_threads(1):
+        model.fit(*dataset.xy(dataset.train))
     production = ModelFile(
         manifest={
             "model_type": "rf",
