@@ -152,11 +152,22 @@ class TrainingRun:
 
     def _activate(self) -> None:
         """Make the run the active MLflow run of this thread (logging a model needs it)."""
+        self._ready()
+        if self._mlflow_run_id is None:
+            return
         import mlflow
+        from mlflow.tracking import fluent
 
         active = mlflow.active_run()
         if active is None or active.info.run_id != self._mlflow_run_id:
-            mlflow.start_run(run_id=self._mlflow_run_id, nested=active is not None)
+            # Resuming a run refuses one outside the experiment of a caller's
+            # mlflow.set_experiment(); this run is in mptrain's own experiment by design.
+            chosen = fluent._active_experiment_id
+            fluent._active_experiment_id = None
+            try:
+                mlflow.start_run(run_id=self._mlflow_run_id, nested=active is not None)
+            finally:
+                fluent._active_experiment_id = chosen
 
     def register(self, model: StoredModel) -> RegisteredVersion | None:
         """Log a saved version as an MLflow model in this run and register it; its model
