@@ -63,7 +63,7 @@ class _Meter:
         self.fit_s = 0.0
         self.callback_s = 0.0
         self._patched = [
-            (model_cls, "fit_with_validation", "fit_s"),
+            (model_cls, "fit_fold", "fit_s"),
             (FoldReporter, "report", "callback_s"),
             (FoldReporter, "should_prune", "callback_s"),
         ]
@@ -71,14 +71,17 @@ class _Meter:
 
     def __enter__(self) -> _Meter:
         for owner, name, counter in self._patched:
-            original = owner.__dict__[name]
+            original = owner.__dict__.get(name)  # None: inherited, removed again on exit
             self._originals.append((owner, name, original))
-            setattr(owner, name, self._timed(original, counter))
+            setattr(owner, name, self._timed(original or getattr(owner, name), counter))
         return self
 
     def __exit__(self, *exc: object) -> None:
         for owner, name, original in self._originals:
-            setattr(owner, name, original)
+            if original is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
 
     def _timed(self, function: Any, counter: str) -> Any:
         meter = self

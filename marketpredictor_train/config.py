@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     model_type: str = "xgb"
     device: Device = "auto"
     seed: int = 42
+    # Threads per fit; None (or "auto"): the cores this process may use (CPU affinity,
+    # cgroup quota), fewer for small data. See models/threads.py.
+    threads: int | None = Field(default=None, ge=1, le=1024)
 
     # validation and promotion
     min_accuracy: float = Field(default=0.60, ge=0.0, le=1.0)
@@ -155,6 +158,13 @@ class Settings(BaseSettings):
                 if not here.is_dir():
                     raise ValueError(f"{here} is a file, not a folder; name a folder")
                 break
+        return value
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _auto_threads(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("", "auto"):
+            return None
         return value
 
     @field_validator("log_level", mode="before")

@@ -17,4 +17,8 @@ __all__ = ["app", "main"]
 
 def main() -> None:
     """Console entry point."""
+    import os
+
+    # Before any OpenMP library loads (see models/threads.py; kept import-free here).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app(prog_name="mptrain")

@@ -153,6 +153,16 @@ DeviceOpt = Annotated[
     ),
 ]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed [default: 42].")]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        max=1024,
+        help="Threads per model fit [env MPTRAIN_THREADS; default: auto, the cores this "
+        "process may use, fewer for small data].",
+    ),
+]
 StudyStorageOpt = Annotated[
     str | None,
     typer.Option(

@@ -31,11 +31,29 @@ class Dataset:
     backtest: pl.DataFrame
     window: SplitWindow
 
-    def xy(self, part: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def xy(self, part: pl.DataFrame, dtype: str = "float64") -> tuple[np.ndarray, np.ndarray]:
+        """Features (n_rows x n_features, C order, ``dtype`` float64 or float32) and
+        labels of ``part``."""
+        import numpy as np
+        import polars as pl
+
+        columns = self.feature_columns
+        if dtype == "float32":
+            frame = part.select(pl.col(columns).cast(pl.Float32))
+        else:
+            frame = part.select(pl.col(columns).cast(pl.Float64))
         return (
-            part.select(self.feature_columns).to_numpy(),
+            np.ascontiguousarray(frame.to_numpy()),
             part.get_column("label").to_numpy(),
         )
+
+    def without_train_features(self) -> Dataset:
+        """The same dataset whose training part keeps its keys and labels but not the
+        feature columns: what a run holds once the training matrix is built."""
+        import dataclasses
+
+        kept = [c for c in self.train.columns if c not in set(self.feature_columns)]
+        return dataclasses.replace(self, train=self.train.select(kept))
 
 
 def labelled_features(
@@ -48,16 +66,16 @@ def labelled_features(
     from marketpredictor_train.features import build_features, make_labels, model_feature_names
 
     columns = model_feature_names(spec)
-    features = build_features(ohlcv, spec)
+    # Only the model's columns are built, and the feature frame is let go as soon as the
+    # join has it: building the table is a training run's memory peak.
+    features = build_features(ohlcv, spec, only=columns)  # sorted by (ticker, date)
     labels = make_labels(ohlcv, horizon=horizon, dead_band=dead_band)
-    return (
-        features.select(["ticker", "date", *columns])
-        .join(labels, on=["ticker", "date"], how="inner")
-        .filter(pl.col("label").is_not_null())
-        .drop_nulls(columns)
-        .filter(pl.all_horizontal([pl.col(c).is_finite() for c in columns]))
-        .sort(["ticker", "date"])
+    table = features.join(labels, on=["ticker", "date"], how="inner", maintain_order="left")
+    del features
+    complete = pl.col("label").is_not_null() & pl.all_horizontal(
+        [pl.col(c).is_not_null() & pl.col(c).is_finite() for c in columns]
     )
+    return table.filter(complete)
 
 
 def cut_dataset(

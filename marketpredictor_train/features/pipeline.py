@@ -122,8 +122,30 @@ def _evaluate(column: Column) -> pl.Expr:
     return column.expr.alias(column.name)
 
 
+def _drops_after(stages: list[list[Column]], unwanted: set[str]) -> dict[int, list[str]]:
+    """Per stage, the columns no later stage reads: intermediates (``__`` names) and the
+    ``unwanted`` features (those not returned; unread ones go right after their stage)."""
+    last_read: dict[str, int] = {}
+    for index, group in enumerate(stages):
+        for column in group:
+            for name in column.expr.meta.root_names():  # type: ignore[union-attr]
+                last_read[name] = index
+            if column.per_ticker:
+                last_read[TICKER_ID] = index
+            if column.name in unwanted:
+                last_read[column.name] = max(last_read.get(column.name, index), index)
+    drops: dict[int, list[str]] = {}
+    for name, last in last_read.items():
+        if name.startswith("__") or name in unwanted:
+            drops.setdefault(last, []).append(name)
+    return drops
+
+
 def build_features(
-    ohlcv: pl.DataFrame | pl.LazyFrame, spec: FeatureSpec | None = None
+    ohlcv: pl.DataFrame | pl.LazyFrame,
+    spec: FeatureSpec | None = None,
+    *,
+    only: list[str] | None = None,
 ) -> pl.DataFrame:
     """Compute the features of ``spec`` (default: :func:`default_spec`) for every ticker.
 
@@ -137,7 +159,10 @@ def build_features(
     Raises :class:`~marketpredictor_train.errors.DataError` naming the tickers and rows at
     fault for a missing column, a missing/NaN/infinite value, a price <= 0, a negative
     volume or a repeated (ticker, date); ``ConfigError`` for an unusable pandas-ta entry.
-    """
+
+    With ``only`` (feature names of ``spec``) just those feature columns come back, the
+    others dropped as soon as no later stage reads them (the model's columns without
+    holding every feature of every row at once)."""
     spec = spec or default_spec()
     frame = prepare(ohlcv, PRICE_COLUMNS)
     columns = plan(spec)
@@ -149,20 +174,14 @@ def build_features(
     # plan (every column is needed) but costs planning and caching time. Intermediates
     # are dropped after the last stage that reads them, which keeps peak memory down.
     stages = _stages(columns)
-    last_read: dict[str, int] = {}
-    for index, group in enumerate(stages):
-        for column in group:
-            for name in column.expr.meta.root_names():  # type: ignore[union-attr]
-                last_read[name] = index
-            if column.per_ticker:
-                last_read[TICKER_ID] = index
+    returned = [c.name for c in columns if c.is_feature]
+    if only is not None:
+        returned = [name for name in returned if name in set(only)]
+    unwanted = {c.name for c in columns if c.is_feature} - set(returned)
+    drops = _drops_after(stages, unwanted)
     for index, group in enumerate(stages):
         frame = frame.with_columns(_evaluate(column) for column in group)
-        done = [
-            name
-            for name, last in last_read.items()
-            if last == index and name.startswith("__") and name in frame.columns
-        ]
+        done = [name for name in drops.get(index, []) if name in frame.columns]
         if done:
             frame = frame.drop(done)
-    return frame.select("ticker", "date", *(c.name for c in columns if c.is_feature))
+    return frame.select("ticker", "date", *returned)

@@ -4,11 +4,25 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 if TYPE_CHECKING:
     import numpy as np
     import optuna
+
+
+@dataclass(frozen=True)
+class FoldData:
+    """One tuning fold's rows as a model type fits on them: the arrays, and whatever the
+    model type built from them once per study (``prepared``, e.g. XGBoost's quantised
+    matrices), which every trial then reuses."""
+
+    X: np.ndarray | None
+    y: np.ndarray
+    X_valid: np.ndarray | None
+    y_valid: np.ndarray
+    prepared: Any = None
 
 
 class ModelType(ABC):
@@ -29,6 +43,10 @@ class ModelType(ABC):
     # Whether the library's payload parser may crash the process on a crafted payload, so
     # that an unverified payload is first read in a child process (models/isolation.py).
     isolate_loading: ClassVar[bool] = False
+    # The float type the features are handed over in. "float32" only where the library
+    # works in float32 anyway (XGBoost, scikit-learn's trees), so the model is the same
+    # and the training matrix takes half the memory.
+    feature_dtype: ClassVar[str] = "float64"
 
     def __init__(
         self, params: Mapping[str, Any] | None = None, *, device: str = "cpu", seed: int = 42
@@ -59,6 +77,28 @@ class ModelType(ABC):
         Optuna's ``report``, ``should_prune`` and ``study``. The default is a plain fit:
         the tuner then prunes between folds only."""
         self.fit(X, y)
+
+    @classmethod
+    def prepare_fold(
+        cls,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_valid: np.ndarray,
+        y_valid: np.ndarray,
+        *,
+        device: str = "cpu",
+    ) -> FoldData:
+        """A tuning fold's data. The tuner keeps what this returns for the whole study
+        when the model type overrides it (build the library's own training structures
+        here, once); the default hands the arrays over and keeps nothing."""
+        return FoldData(X, y, X_valid, y_valid)
+
+    def fit_fold(self, fold: FoldData, *, trial: optuna.Trial | None = None) -> np.ndarray:
+        """Fit on a fold (as :meth:`fit_with_validation`) and return P(up) on its
+        validation rows."""
+        assert fold.X is not None and fold.X_valid is not None
+        self.fit_with_validation(fold.X, fold.y, fold.X_valid, fold.y_valid, trial=trial)
+        return self.predict_proba(fold.X_valid)
 
     @abstractmethod
     def predict_proba(self, X: np.ndarray) -> np.ndarray:

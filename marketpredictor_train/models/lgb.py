@@ -42,6 +42,8 @@ class LightGBMModelType(ModelType):
     def _build(self) -> Any:
         from lightgbm import LGBMClassifier
 
+        from marketpredictor_train.models.threads import fit_threads
+
         fixed = {
             "objective": "binary",
             # LightGBM ignores `subsample` unless bagging runs every iteration.
@@ -49,6 +51,7 @@ class LightGBMModelType(ModelType):
             "random_state": self.seed,
             "verbosity": -1,
             "device_type": "cuda" if self.device == "cuda" else "cpu",
+            "n_jobs": fit_threads(),
         }
         return LGBMClassifier(**{**fixed, **self.params})
 

@@ -50,7 +50,11 @@ class RandomForestModelType(ModelType):
     def _build(self) -> Any:
         from sklearn.ensemble import RandomForestClassifier
 
-        return RandomForestClassifier(**{"random_state": self.seed, "n_jobs": -1, **self.params})
+        from marketpredictor_train.models.threads import fit_threads
+
+        return RandomForestClassifier(
+            **{"random_state": self.seed, "n_jobs": fit_threads(), **self.params}
+        )
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> None:
         self._model = self._build()

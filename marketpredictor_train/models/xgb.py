@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from marketpredictor_train.models.base import ModelType
+from marketpredictor_train.models.base import FoldData, ModelType
 
 if TYPE_CHECKING:
     import numpy as np
@@ -19,6 +19,7 @@ class XGBModelType(ModelType):
     supports_gpu = True
     reserved_params = frozenset({"objective", "tree_method", "device", "random_state", "n_jobs"})
     isolate_loading = True
+    feature_dtype = "float32"  # XGBoost bins float32 values, whatever it is given
     default_params: ClassVar[Mapping[str, Any]] = {
         "n_estimators": 100,
         "max_depth": 6,
@@ -40,13 +41,15 @@ class XGBModelType(ModelType):
     def _build(self) -> Any:
         from xgboost import XGBClassifier
 
+        from marketpredictor_train.models.threads import fit_threads
+
         return XGBClassifier(
             **self.params,
             objective="binary:logistic",
             tree_method="hist",
             device="cuda" if self.device == "cuda" else "cpu",
             random_state=self.seed,
-            n_jobs=None,
+            n_jobs=fit_threads(),
         )
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> None:
@@ -72,6 +75,52 @@ class XGBModelType(ModelType):
         model.fit(X, y, eval_set=[(X_valid, y_valid)], verbose=False)
         model.set_params(callbacks=None)  # the fitted model must not keep the trial alive
         self._model = model
+
+    @classmethod
+    def prepare_fold(
+        cls,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_valid: np.ndarray,
+        y_valid: np.ndarray,
+        *,
+        device: str = "cpu",
+    ) -> FoldData:
+        """The fold's quantised matrices, built once per study: the training rows' bins,
+        and the validation rows binned on the same cuts (what ``fit`` builds each time)."""
+        import xgboost
+
+        from marketpredictor_train.models.threads import fit_threads
+
+        model = cls(device=device)._build()
+        train = xgboost.QuantileDMatrix(X, label=y, nthread=fit_threads(), max_bin=model.max_bin)
+        valid = xgboost.QuantileDMatrix(
+            X_valid, label=y_valid, ref=train, nthread=fit_threads(), max_bin=model.max_bin
+        )
+        return FoldData(None, y, None, y_valid, prepared=(train, valid))
+
+    def fit_fold(self, fold: FoldData, *, trial: optuna.Trial | None = None) -> np.ndarray:
+        if fold.prepared is None:
+            return super().fit_fold(fold, trial=trial)
+        import xgboost
+
+        train, valid = fold.prepared
+        model = self._build()
+        callbacks = []
+        if trial is not None:
+            from optuna_integration.xgboost import XGBoostPruningCallback
+
+            callbacks.append(XGBoostPruningCallback(trial, "validation_0-logloss"))
+        # The parameters XGBClassifier.fit trains with, on the matrices it would build.
+        booster = xgboost.train(
+            model.get_xgb_params(),
+            train,
+            num_boost_round=model.get_num_boosting_rounds(),
+            evals=[(valid, "validation_0")],
+            callbacks=callbacks,
+            verbose_eval=False,
+        )
+        return booster.predict(valid)
 
     @classmethod
     def gpu_available(cls) -> bool:

@@ -59,9 +59,23 @@ def model_type_and_device(settings: Settings) -> tuple[type[ModelType], str]:
     fits on, resolved once per run."""
     from marketpredictor_train.models.device import resolve_device
     from marketpredictor_train.models.registry import get_model_type
+    from marketpredictor_train.models.threads import passive_openmp
 
+    passive_openmp()  # before the model library loads
     model_cls = get_model_type(settings.model_type)
     return model_cls, resolve_device(settings.device, model_cls)
+
+
+@contextmanager
+def fitting_threads(settings: Settings, dataset: Dataset) -> Iterator[int]:
+    """Fits inside the block use --threads, or the cores available to this process,
+    capped by the training rows (small data gains nothing from more threads)."""
+    from marketpredictor_train.models.threads import available_cpus, choose_threads, using_threads
+
+    threads = choose_threads(settings.threads, dataset.train.height)
+    log.info("Fit threads", threads=threads, available_cores=available_cpus())
+    with using_threads(threads):
+        yield threads
 
 
 def feature_spec(settings: Settings) -> FeatureSpec:
@@ -190,12 +204,14 @@ def score_champion(
     *,
     horizon: int,
     challenger_version: str | None = None,
+    rows_spec_hash: str | None = None,
 ) -> ChampionScore:
     """The production model on the challenger's ``rows`` that it never learned from: those
     after its own training data plus the purge gap (a champion scored on rows it trained
     on would look unbeatable). With fewer than MIN_BACKTEST_ROWS such rows its figures are
     shown but marked not comparable, and the gate leaves it out. A production model that
-    cannot be read or scored is a warning, never a failed run."""
+    cannot be read or scored is a warning, never a failed run. ``rows_spec_hash``: the
+    feature spec ``rows`` carry, reused when production's is the same."""
     from marketpredictor_train.validation.backtest import score_model_file
 
     try:
@@ -213,7 +229,7 @@ def score_champion(
     return champion_on_rows(
         settings,
         production.manifest,
-        lambda unseen: score_model_file(production, ohlcv, unseen),
+        lambda unseen: score_model_file(production, ohlcv, unseen, rows_spec_hash=rows_spec_hash),
         ohlcv,
         rows,
         proba,

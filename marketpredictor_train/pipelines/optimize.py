@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING
 import structlog
 
 from marketpredictor_train.errors import EXIT_SUCCESS
-from marketpredictor_train.pipelines.common import RunContext, model_type_and_device, prepare_data
+from marketpredictor_train.pipelines.common import (
+    RunContext,
+    fitting_threads,
+    model_type_and_device,
+    prepare_data,
+)
 from marketpredictor_train.results import OptimizeResult
 
 if TYPE_CHECKING:
@@ -41,7 +46,7 @@ def optimize(settings: Settings, *, progress: ProgressCallback | None = None) ->
             device=device,
         )
         _, dataset = prepare_data(settings, timer, progress)
-        with timer("optimize"):
+        with fitting_threads(settings, dataset), timer("optimize"):
             outcome = tune(settings, model_cls, dataset, device=device, progress=progress)
         with timer("store"):
             path = write_best_params(

@@ -21,6 +21,7 @@ from marketpredictor_train.pipelines.common import (
     ChampionScore,
     RunContext,
     data_window,
+    fitting_threads,
     logs_reports_dir,
     model_type_and_device,
     prepare_data,
@@ -131,11 +132,14 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
             device=device,
         )
         loaded, dataset = prepare_data(settings, timer, progress)
+        stack.enter_context(fitting_threads(settings, dataset))
         params, param_source = choose_params(
             settings, model_cls, dataset, device=device, timer=timer, progress=progress
         )
         with timer("fit"):
-            model, calibrator = fit_model(settings, model_cls, params, device, dataset, progress)
+            dataset, calibrator, model = _fit_stage(
+                settings, model_cls, params, device, dataset, progress
+            )
 
         store = ModelStore(settings.models_dir)
         with timer("validate"):
@@ -249,6 +253,26 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
         )
 
 
+def _fit_stage(
+    settings: Settings,
+    model_cls: type[ModelType],
+    params: dict[str, Any],
+    device: str,
+    dataset: Dataset,
+    progress: ProgressCallback | None,
+) -> tuple[Dataset, Calibrator | None, ModelType]:
+    """The calibration fit and the model's fit on one training matrix; the dataset comes
+    back without its training features (unless --refit needs them again), so the frame
+    and the matrix are not both held while the model fits."""
+    x_train, y_train = dataset.xy(dataset.train, model_cls.feature_dtype)
+    if not settings.refit:
+        dataset = dataset.without_train_features()
+    model, calibrator = _fit_on(
+        settings, model_cls, params, device, dataset, (x_train, y_train), progress
+    )
+    return dataset, calibrator, model
+
+
 def fit_model(
     settings: Settings,
     model_cls: type[ModelType],
@@ -259,8 +283,21 @@ def fit_model(
 ) -> tuple[ModelType, Calibrator | None]:
     """The model `train` fits on the training part, and its calibration map (fitted
     first, on the last purged fold of the training part; None with --calibration none)."""
-    calibrator = _calibrator(settings, model_cls, params, device, dataset)
-    return _fit(model_cls, params, device, settings, dataset, progress), calibrator
+    xy = dataset.xy(dataset.train, model_cls.feature_dtype)
+    return _fit_on(settings, model_cls, params, device, dataset, xy, progress)
+
+
+def _fit_on(  # noqa: PLR0913 - what to fit, on which rows, and how to report it
+    settings: Settings,
+    model_cls: type[ModelType],
+    params: dict[str, Any],
+    device: str,
+    dataset: Dataset,
+    xy: tuple[np.ndarray, np.ndarray],
+    progress: ProgressCallback | None,
+) -> tuple[ModelType, Calibrator | None]:
+    calibrator = _calibrator(settings, model_cls, params, device, dataset, xy[0])
+    return _fit(model_cls, params, device, settings, xy[0], xy[1], progress), calibrator
 
 
 def _fit(
@@ -268,11 +305,11 @@ def _fit(
     params: dict[str, Any],
     device: str,
     settings: Settings,
-    dataset: Dataset,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
     progress: ProgressCallback | None,
 ) -> ModelType:
     model = model_cls(params, device=device, seed=settings.seed)
-    x_train, y_train = dataset.xy(dataset.train)
     report(progress, "fit", 0, 1, f"fitting {model_cls.name} on {len(y_train)} rows")
     try:
         model.fit(x_train, y_train)
@@ -293,6 +330,7 @@ def _calibrator(
     params: dict[str, Any],
     device: str,
     dataset: Dataset,
+    x: np.ndarray,
 ) -> Calibrator | None:
     """The calibration map of this run (None with --calibration none): the same model type
     and parameters fitted on the training part without its last purged walk-forward fold,
@@ -302,7 +340,7 @@ def _calibrator(
 
     if settings.calibration == "none" or settings.skip_validation:
         return None
-    x, y = dataset.xy(dataset.train)
+    y = dataset.train.get_column("label").to_numpy()
     dates = dataset.train.get_column("date").to_numpy()
     try:
         fold = walk_forward_folds(
@@ -363,7 +401,13 @@ def _validate(
         )
     backtest, proba = backtest_model(settings, model, calibrator, dataset, loaded)
     champion = score_champion(
-        settings, store, loaded.frame, dataset.backtest, proba, horizon=settings.horizon
+        settings,
+        store,
+        loaded.frame,
+        dataset.backtest,
+        proba,
+        horizon=settings.horizon,
+        rows_spec_hash=dataset.spec.hash,
     )
     return gate(settings, backtest, champion)
 
@@ -380,7 +424,7 @@ def backtest_model(
     from marketpredictor_train.validation.backtest import evaluate
     from marketpredictor_train.validation.gate import skill_metric_for
 
-    x_test, _ = dataset.xy(dataset.backtest)
+    x_test, _ = dataset.xy(dataset.backtest, model.feature_dtype)
     raw = model.predict_proba(x_test)
     proba = raw if calibrator is None else calibrator.apply(raw)
     importance = model.feature_importance()
@@ -477,7 +521,7 @@ def _refit(
     import polars as pl
 
     rows = pl.concat([dataset.train, dataset.backtest], how="vertical")
-    x, y = dataset.xy(rows)
+    x, y = dataset.xy(rows, model_cls.feature_dtype)
     model = model_cls(params, device=device, seed=settings.seed)
     try:
         model.fit(x, y)

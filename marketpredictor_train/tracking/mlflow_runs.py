@@ -6,6 +6,9 @@ error stops it), so its duration and status are the train's."""
 
 from __future__ import annotations
 
+import contextvars
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,12 +70,19 @@ class TrainingRun:
     def __init__(self, settings: Settings, run_id: str) -> None:
         self.settings = settings
         self.run_id = run_id
-        self.mlflow_run_id: str | None = None
+        self._mlflow_run_id: str | None = None
         self.registry: Registry | None = None
         self.warnings: list[str] = []
         self._client: MlflowClient | None = None
         self._params: set[str] = set()
         self._registered: dict[str, RegisteredVersion] = {}
+        self._starting: threading.Thread | None = None
+
+    @property
+    def mlflow_run_id(self) -> str | None:
+        """The MLflow run's id (None with tracking off or failed), once it is open."""
+        self._ready()
+        return self._mlflow_run_id
 
     @property
     def name(self) -> str:
@@ -81,10 +91,32 @@ class TrainingRun:
         return f"train-{'dry-' if self.settings.dry_run else ''}{self.run_id}"
 
     def start(self) -> None:
+        """Open the run. Importing MLflow and opening its store takes seconds, so unless a
+        caller's MLflow run is active in this thread (the new run is then its child), that
+        happens in a background thread while the data loads and the model fits; every
+        other method waits for it first."""
         if not self.settings.mlflow:
             return
+        loaded = sys.modules.get("mlflow")
+        if loaded is not None and loaded.active_run() is not None:
+            self._start(nested=True)
+            return
+        context = contextvars.copy_context()  # log lines keep the run id bound to them
+        self._starting = threading.Thread(
+            target=context.run, args=(self._start,), name="mptrain-mlflow", daemon=True
+        )
+        self._starting.start()
+
+    def _ready(self) -> None:
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            starting.join()
+
+    def _start(self, *, nested: bool = False) -> None:
         try:
             import mlflow
+            from mlflow.tracking.context.registry import resolve_tags
+            from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
             from marketpredictor_train.tracking.client import (
                 experiment_id,
@@ -101,20 +133,28 @@ class TrainingRun:
                 return
             setup_mlflow()
             client = mlflow.MlflowClient()
-            active = mlflow.start_run(
-                experiment_id=experiment_id(client, self.settings.experiment_name),
-                run_name=self.name,
-                tags={
-                    "mptrain.command": "train",
-                    "mptrain.run_id": self.run_id,
-                    "mptrain.status": "running",
-                    "mptrain.dry_run": str(self.settings.dry_run).lower(),
-                    "mptrain.forced": str(self.settings.force).lower(),
-                },
-                nested=mlflow.active_run() is not None,  # inside a caller's run: a child
-            )
+            experiment = experiment_id(client, self.settings.experiment_name)
+            tags = {
+                "mptrain.command": "train",
+                "mptrain.run_id": self.run_id,
+                "mptrain.status": "running",
+                "mptrain.dry_run": str(self.settings.dry_run).lower(),
+                "mptrain.forced": str(self.settings.force).lower(),
+            }
+            if nested:
+                opened = mlflow.start_run(
+                    experiment_id=experiment, run_name=self.name, tags=tags, nested=True
+                ).info
+            else:
+                # The tags mlflow.start_run would add (user, source, git commit); the run
+                # becomes this thread's active run when a model is logged in it.
+                opened = client.create_run(
+                    experiment,
+                    tags=resolve_tags({**tags, MLFLOW_RUN_NAME: self.name}),
+                    run_name=self.name,
+                ).info
             self._client = client
-            self.mlflow_run_id = active.info.run_id
+            self._mlflow_run_id = opened.run_id
             params = run_params(self.settings)
             self._log(params=params)
             self._params = set(params)
@@ -122,10 +162,35 @@ class TrainingRun:
         except Exception as exc:  # tracking must not stop a train
             self._fail(exc)
 
+    def _activate(self) -> None:
+        """Make the run the active MLflow run of this thread (logging a model needs it)."""
+        self._ready()
+        if self._mlflow_run_id is None:
+            return
+        import mlflow
+        from mlflow.tracking import fluent
+
+        active = mlflow.active_run()
+        if active is None or active.info.run_id != self._mlflow_run_id:
+            # Resuming a run refuses one outside the experiment of a caller's
+            # mlflow.set_experiment(); this run is in mptrain's own experiment by design.
+            chosen = fluent._active_experiment_id
+            fluent._active_experiment_id = None
+            try:
+                mlflow.start_run(run_id=self._mlflow_run_id, nested=active is not None)
+            finally:
+                fluent._active_experiment_id = chosen
+
     def register(self, model: StoredModel) -> RegisteredVersion | None:
         """Log a saved version as an MLflow model in this run and register it; its model
         version, or None when tracking is off or the registry failed (a warning)."""
-        if self.mlflow_run_id is None or self.registry is None:
+        self._ready()
+        if self._mlflow_run_id is None or self.registry is None:
+            return None
+        try:
+            self._activate()
+        except Exception as exc:  # tracking must not stop a train
+            self._fail(exc)
             return None
         registered = self.registry.log_and_register(model)
         if registered is not None:
@@ -153,9 +218,10 @@ class TrainingRun:
     ) -> TrackingOutcome:
         """Log the run's outcome, point the registry's alias at production (``store``;
         None leaves the registry alone) and close the run FINISHED."""
-        if self.mlflow_run_id is None or self._client is None:
+        self._ready()
+        if self._mlflow_run_id is None or self._client is None:
             return TrackingOutcome(None, None, tuple(self.warnings))
-        run_id = self.mlflow_run_id
+        run_id = self._mlflow_run_id
         try:
             # A run with --skip-validation has no metrics: log what there is.
             values = {k: float(metrics[k]) for k in (*SEED_METRICS, "n_samples") if k in metrics}
@@ -198,7 +264,8 @@ class TrainingRun:
 
     def abort(self, exc: BaseException) -> None:
         """Close the run after the error that stopped the train."""
-        if self.mlflow_run_id is None:
+        self._ready()
+        if self._mlflow_run_id is None:
             return
         message = redact(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
         try:
@@ -209,7 +276,8 @@ class TrainingRun:
 
     def close(self) -> None:
         """Close a run that neither finished nor failed (nothing is lost)."""
-        if self.mlflow_run_id is not None:
+        self._ready()
+        if self._mlflow_run_id is not None:
             self._end("FINISHED")
 
     def _log(
@@ -221,17 +289,17 @@ class TrainingRun:
     ) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
-        assert self._client is not None and self.mlflow_run_id is not None
+        assert self._client is not None and self._mlflow_run_id is not None
         now = int(time.time() * 1000)
         self._client.log_batch(
-            self.mlflow_run_id,
+            self._mlflow_run_id,
             metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()],
             params=[Param(k, str(_param(v))[:_MAX_PARAM]) for k, v in (params or {}).items()],
             tags=[RunTag(k, v) for k, v in (tags or {}).items()],
         )
 
     def _end(self, status: str) -> None:
-        run_id, self.mlflow_run_id = self.mlflow_run_id, None
+        run_id, self._mlflow_run_id = self._mlflow_run_id, None
         if run_id is None:
             return
         try:

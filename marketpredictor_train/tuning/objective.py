@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import numpy as np
     import optuna
 
-    from marketpredictor_train.models.base import ModelType
+    from marketpredictor_train.models.base import FoldData, ModelType
     from marketpredictor_train.tuning.cv import Fold
 
 # Steps of fold k are k * STEP_STRIDE + round, so the pruner only ever compares a round
@@ -93,13 +93,38 @@ class Objective:
         device: str,
         seed: int,
         pruning: bool,
+        reuse_folds: bool = True,
     ) -> None:
+        from marketpredictor_train.models.base import ModelType
+
         self.model_cls = model_cls
         self.data = data
         self.device = device
         self.seed = seed
         self.pruning = pruning
         self.worker = worker_id()
+        # A model type with its own prepare_fold builds each fold's training structures
+        # once per study; the others get fresh row copies per fit (keeping those for
+        # every fold would hold about twice the training matrix).
+        own = any("prepare_fold" in vars(k) for k in model_cls.__mro__ if k is not ModelType)
+        self.reuse_folds = reuse_folds and own
+        self._folds: dict[int, FoldData] = {}
+
+    def fold_data(self, fold: Fold) -> FoldData:
+        """The fold's data for a fit: built once and kept when the model type prepares
+        its own, else the row copies for this fit only."""
+        from marketpredictor_train.models.base import FoldData
+
+        kept = self._folds.get(fold.index)
+        if kept is not None:
+            return kept
+        X, y = self.data.X, self.data.y
+        tr, va = fold.train_rows, fold.valid_rows
+        if not self.reuse_folds:
+            return FoldData(X[tr], y[tr], X[va], y[va])
+        data = self.model_cls.prepare_fold(X[tr], y[tr], X[va], y[va], device=self.device)
+        self._folds[fold.index] = data
+        return data
 
     def params_for(self, trial: optuna.Trial) -> dict[str, Any]:
         return {**self.model_cls.default_params, **self.model_cls.search_space(trial)}
@@ -110,24 +135,22 @@ class Objective:
 
         params = self.params_for(trial)
         trial.set_user_attr("worker", self.worker)
-        X, y = self.data.X, self.data.y
         losses: list[float] = []
         accuracies: list[float] = []
         fits = rounds = 0
         try:
             for fold in self.data.folds:
-                tr, va = fold.train_rows, fold.valid_rows
+                data = self.fold_data(fold)
                 model = self.model_cls(params, device=self.device, seed=self.seed)
                 reporter = FoldReporter(trial, fold.index, pruning=self.pruning)
                 fits += 1
                 try:
-                    model.fit_with_validation(X[tr], y[tr], X[va], y[va], trial=reporter)  # type: ignore[arg-type]
+                    proba = model.fit_fold(data, trial=reporter)  # type: ignore[arg-type]
                 finally:
                     rounds += reporter.rounds
-                proba = model.predict_proba(X[va])
-                loss = log_loss(y[va], proba)
+                loss = log_loss(data.y_valid, proba)
                 losses.append(loss)
-                accuracies.append(float(np.mean((proba >= 0.5) == (y[va] == 1))))
+                accuracies.append(float(np.mean((proba >= 0.5) == (data.y_valid == 1))))
                 if self.pruning and fold.index < len(self.data.folds) - 1:
                     trial.report(loss, (fold.index + 1) * STEP_STRIDE - 1)
                     if trial.should_prune():

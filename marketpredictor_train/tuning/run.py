@@ -64,7 +64,7 @@ def tune(
 
     _route_optuna_logging()
     started = time.perf_counter()
-    X, y = dataset.xy(dataset.train)
+    X, y = dataset.xy(dataset.train, model_cls.feature_dtype)
     dates = dataset.train.get_column("date").to_numpy()
     folds = walk_forward_folds(dates, y, n_folds=settings.cv_folds, purge_gap=settings.purge_gap)
     fingerprint, described = data_fingerprint(settings, model_cls, dataset, folds)

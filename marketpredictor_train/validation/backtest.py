@@ -491,17 +491,26 @@ def _per_ticker(
 
 
 def score_model_file(
-    model_file: ModelFile, ohlcv: pl.DataFrame, rows: pl.DataFrame
+    model_file: ModelFile,
+    ohlcv: pl.DataFrame,
+    rows: pl.DataFrame,
+    *,
+    rows_spec_hash: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """P(up) of a stored model on those of ``rows`` (ticker, date, ...) it can score,
-    with features rebuilt from ``ohlcv`` using the model's own spec. Returns the row
-    positions scored and the probabilities; rows inside the model's warm-up are left out."""
+    with features rebuilt from ``ohlcv`` using the model's own spec, or taken from
+    ``rows`` when they were built from the same ``ohlcv`` with that very spec
+    (``rows_spec_hash``). Returns the row positions scored and the probabilities; rows
+    inside the model's warm-up are left out."""
     from marketpredictor_train.features import build_features
     from marketpredictor_train.models.trained import TrainedModel
 
     model = TrainedModel.from_model_file(model_file)
     spec = model.spec
-    feats = build_features(ohlcv, spec)
+    if rows_spec_hash == spec.hash and set(model.feature_columns) <= set(rows.columns):
+        feats = rows  # the same features: no second build of every ticker's history
+    else:
+        feats = build_features(ohlcv, spec)
     joined = (
         rows.select("ticker", "date")
         .with_row_index("_row")
@@ -528,13 +537,14 @@ def compare_with_production(  # noqa: PLR0913 - both models, their rows, and how
     cost_per_trade: float,
     seed: int,
     level: float = 0.95,
+    rows_spec_hash: str | None = None,
 ) -> Comparison:
     """:func:`compare_scored` with the stored production model scored on ``rows``.
 
     Raises MptrainError when the production model cannot be scored."""
     return compare_scored(
         production_file.manifest,
-        score_model_file(production_file, ohlcv, rows),
+        score_model_file(production_file, ohlcv, rows, rows_spec_hash=rows_spec_hash),
         ohlcv,
         rows,
         new_proba,

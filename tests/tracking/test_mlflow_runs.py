@@ -431,3 +431,50 @@ def test_a_plain_mlruns_folder_gets_a_note_and_runs_go_to_mlflow_db(
     assert len(notes) == 1 and "mlflow ui --backend-store-uri ./mlruns" in notes[0]
     assert Path("mlflow.db").is_file()
     assert sorted(p.name for p in Path("mlruns").iterdir()) == ["1"]  # left as it was
+
+
+def test_a_train_inside_a_callers_run_is_its_child_and_opens_at_once(client, experiment):
+    """With the caller's MLflow run active, the training run is opened in the caller's
+    thread as its child (elsewhere it opens in the background while the train works)."""
+    with mlflow.start_run(experiment_id=client.create_experiment(f"{experiment}-caller")) as parent:
+        with training_run(load_settings(experiment_name=experiment), "c0ffee000001") as run:
+            assert run._starting is None  # opened synchronously
+            run_id = run.mlflow_run_id
+        assert mlflow.active_run().info.run_id == parent.info.run_id
+    child = client.get_run(run_id)
+    assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert child.info.status == "FINISHED"
+
+
+def test_a_callers_chosen_experiment_does_not_stop_the_model_being_logged(
+    client, experiment, tmp_path
+):
+    """A caller's mlflow.set_experiment() (another experiment) does not keep the run,
+    opened in the background, from becoming active to log the model in it."""
+    from mlflow.tracking import fluent
+
+    mlflow.set_experiment(f"{experiment}-elsewhere")
+    try:
+        with training_run(load_settings(experiment_name=experiment), "c0ffee000003") as run:
+            run._activate()
+            assert mlflow.active_run().info.run_id == run.mlflow_run_id
+    finally:
+        fluent._active_experiment_id = None
+    assert mlflow.active_run() is None
+    assert fluent._active_experiment_id is None
+
+
+def test_a_train_run_opened_in_the_background_is_recorded_whole(client, experiment):
+    """Without a caller's run the MLflow run opens in a background thread; reading its id
+    waits for it, and it carries the tags mlflow.start_run would add (user, source)."""
+    with training_run(load_settings(experiment_name=experiment), "c0ffee000002") as run:
+        assert run._starting is not None
+        run_id = run.mlflow_run_id
+        assert client.get_run(run_id).info.status == "RUNNING"
+    recorded = client.get_run(run_id)
+    assert recorded.info.status == "FINISHED"
+    assert recorded.info.run_name == "train-c0ffee000002"
+    assert recorded.data.tags["mptrain.run_id"] == "c0ffee000002"
+    assert "mlflow.user" in recorded.data.tags and "mlflow.source.name" in recorded.data.tags
+    assert recorded.data.params["model_type"] == "xgb"
+    assert mlflow.active_run() is None
