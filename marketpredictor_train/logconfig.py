@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from structlog.typing import EventDict
 
-from marketpredictor_train.redact import redact_value
+from marketpredictor_train.redact import mask_library_handlers, redact_value
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -171,6 +171,9 @@ def configure_logging(
     for name in _NOISY_LIBRARIES:
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     logging.captureWarnings(True)
+    # A library that attached a handler of its own (MLflow, imported before with its
+    # logging on) prints past ours: its records are masked too.
+    mask_library_handlers()
     return log_path
 
 

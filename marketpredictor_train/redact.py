@@ -70,3 +70,40 @@ def redact_value(value: object) -> object:
 def describe_error(exc: BaseException) -> str:
     """An exception's text, safe to show: credentials masked, the type name when empty."""
     return redact(str(exc).strip() or type(exc).__name__)
+
+
+class RedactingFilter:
+    """A logging filter that masks a record's message and traceback text, for the handlers
+    other libraries attach to their own loggers (MLflow's, when the user lets it configure
+    its logging), which print records before or beside mptrain's handlers."""
+
+    def filter(self, record: object) -> bool:
+        import logging
+
+        if not isinstance(record, logging.LogRecord):
+            return True
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+def mask_library_handlers() -> None:
+    """Put a :class:`RedactingFilter` on every handler of every logger that has handlers of
+    its own (root's handlers are mptrain's, which mask already). Idempotent."""
+    import logging
+
+    loggers = [
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(RedactingFilter())

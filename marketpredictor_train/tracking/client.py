@@ -56,6 +56,10 @@ def setup_mlflow() -> None:
         os.environ.setdefault(key, value)
     import mlflow
 
+    from marketpredictor_train.redact import mask_library_handlers
+
+    mask_library_handlers()  # MLflow's own handler, when the user let MLflow configure it
+
     if not mlflow.tracking.is_tracking_uri_set() and has_file_store_runs(FILE_STORE_DIR):
         _use_sqlite_beside_file_store()
     initialise_sqlite_store(mlflow.get_tracking_uri())

@@ -78,7 +78,12 @@ def test_errors_and_documents_are_masked_at_construction() -> None:
     assert SECRET not in json.dumps(head)
 
 
-def test_log_lines_of_ours_and_of_libraries_are_masked(tmp_path: Path, capsys) -> None:
+def test_log_lines_of_ours_and_of_libraries_are_masked(tmp_path: Path, capsys, monkeypatch) -> None:
+    # MLflow's logger as mptrain leaves it (MLflow told not to configure its logging), even
+    # when an earlier test imported MLflow with its own handler on.
+    mlflow_logger = logging.getLogger("mlflow")
+    monkeypatch.setattr(mlflow_logger, "propagate", True)
+    monkeypatch.setattr(mlflow_logger, "handlers", [])
     log_path = configure_logging(logs_dir=tmp_path / "logs")
     structlog.get_logger("t").warning(f"reach http://u:{SECRET}@h/", uri=f"http://u:{SECRET}@h/")
     logging.getLogger("mlflow").warning("request to http://u:%s@h/ failed", SECRET)
@@ -208,3 +213,23 @@ def test_train_with_credentials_in_the_tracking_uri_shows_none(
     document = json.loads((_isolated / "result.json").read_text())
     assert any("MLflow" in w for w in document["warnings"]), document["warnings"]
     _assert_no_secret(result, _isolated, "result.json")
+
+
+def test_a_library_handler_of_its_own_prints_masked_lines_too(tmp_path: Path, monkeypatch) -> None:
+    """A library that configured its own logging (MLflow with MLFLOW_CONFIGURE_LOGGING=true)
+    prints past mptrain's handlers: its lines and tracebacks are masked as well."""
+    import io
+
+    stream = io.StringIO()
+    library = logging.getLogger("some_library_with_its_own_handler")
+    monkeypatch.setattr(library, "propagate", False)
+    monkeypatch.setattr(library, "handlers", [logging.StreamHandler(stream)])
+    configure_logging(logs_dir=tmp_path / "logs")
+    library.warning("request to http://u:%s@h/ failed", SECRET)
+    try:
+        raise RuntimeError(f"connection to http://u:{SECRET}@h/ refused")
+    except RuntimeError:
+        library.error("failed", exc_info=True)
+    printed = stream.getvalue()
+    assert printed.count("u:***@h/") >= 2, printed
+    assert SECRET not in printed

@@ -18,9 +18,9 @@ from tests.validation.markets import market
 _honest_build_features = features.build_features
 
 
-def leaky_build_features(ohlcv, spec=None):
+def leaky_build_features(ohlcv, spec=None, *, only=None):
     """The honest features, except that roc_1 is tomorrow's return: look-ahead."""
-    honest = _honest_build_features(ohlcv, spec)
+    honest = _honest_build_features(ohlcv, spec, only=only)
     frame = ohlcv.collect() if isinstance(ohlcv, pl.LazyFrame) else ohlcv
     close = pl.col("close")
     tomorrow = frame.sort("ticker", "date").select(
