@@ -297,6 +297,7 @@ def test_planted_signal_gated_beats_always_up_and_never_retraining(tmp_path):
     assert policies["never_retrain"]["accuracy"] < 0.56
 
 
+@pytest.mark.slow
 def test_summary_and_report_of_policies_scored_on_the_same_rows(tmp_path):
     """Without fits: five policies' calls on one seeded market's rows go through the
     summary (intervals, trading view, paired differences) into the report files."""

@@ -104,6 +104,7 @@ def test_rf_refuses_a_skops_file_with_untrusted_types():
         get_model_type("rf").from_bytes(payload)
 
 
+@pytest.mark.slow
 def test_rf_refuses_another_trusted_estimator():
     import skops.io
     from sklearn.tree import DecisionTreeClassifier

@@ -49,7 +49,7 @@ def _write(folder: Path, files: list[tuple[str, bytes]], prefix: str) -> dict[st
     [
         pytest.param("xgb", marks=pytest.mark.slow),
         pytest.param("lgb", marks=pytest.mark.slow),
-        "rf",
+        pytest.param("rf", marks=pytest.mark.slow),
     ],
 )
 def test_crafted_corpus_is_refused_without_crash_or_traceback(

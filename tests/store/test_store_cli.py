@@ -69,6 +69,7 @@ def test_rollback_in_an_empty_store_exits_3_and_says_to_train_first(cli):
     assert "mptrain train" in result.output
 
 
+@pytest.mark.slow
 def test_manual_copy_is_identified_by_models_list_and_rollback(cli, store, three_promoted):
     a, b, c = three_promoted
     shutil.copyfile(c.path, store.prod_path)  # the seed's manual rollback

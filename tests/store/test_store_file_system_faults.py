@@ -193,6 +193,7 @@ def test_a_file_size_limit_during_the_save_of_train_is_one_line_and_the_json_is_
     assert not [p for p in Path("models").iterdir() if p.name.startswith("model_")]
 
 
+@pytest.mark.slow
 def test_a_file_size_limit_during_a_promotion_leaves_production(tmp_path):
     models = Path("models")
     a, b = fill(models, 2)

@@ -44,6 +44,7 @@ def two_promoted(store, save_models):
     return a, b
 
 
+@pytest.mark.slow
 def test_a_kill_right_after_production_was_replaced_is_recorded_by_the_next_command(
     store, two_promoted
 ):

@@ -142,6 +142,7 @@ def test_a_storage_url_with_a_bad_port_exits_3_naming_the_port(cli, port):
     assert "Traceback" not in result.output and "secret" not in result.output
 
 
+@pytest.mark.slow
 def test_each_trial_is_one_console_line(cli):
     """Optuna's own 'Trial N finished with value ...' line would repeat ours."""
     result = cli("optimize", "--trials", "2", "--no-pruning", *SMALL_FLAGS)

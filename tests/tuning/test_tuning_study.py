@@ -240,6 +240,7 @@ def test_bad_storage_url_is_a_config_error(small_dataset, small_settings):
         )
 
 
+@pytest.mark.slow
 def test_unreachable_database_is_a_training_error(small_dataset, small_settings):
     from tests.tuning.helpers import free_port
 

@@ -4,6 +4,7 @@ spec is the run's (no second feature build), with the same result as rebuilding 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from marketpredictor_train.dataset import build_dataset
 from marketpredictor_train.features import FeatureSpec, Indicator
@@ -14,6 +15,7 @@ from marketpredictor_train.testing.synthetic import synthetic_ohlcv
 from marketpredictor_train.validation.backtest import score_model_file
 
 
+@pytest.mark.slow
 def test_the_same_spec_reuses_the_rows_features_with_the_same_scores(monkeypatch):
     ohlcv = synthetic_ohlcv(3, 500, seed=4)
     spec = FeatureSpec.of(Indicator.create("roc", length=1), Indicator.create("rsi", length=5))

@@ -154,6 +154,7 @@ def test_sharpe_intervals_contain_the_true_sharpe_most_of_the_time():
     assert np.all(hits / sims >= 0.85), hits / sims
 
 
+@pytest.mark.slow
 def test_sharpe_interval_is_about_as_wide_as_the_textbook_standard_error():
     """Over 126 days the annualised Sharpe ratio is known only to about +-1.4 (one standard
     error, sqrt(252 / 126)): the 95% interval is about four of them wide, not a sliver."""
