@@ -134,8 +134,8 @@ DeadBandOpt = Annotated[
         "--dead-band",
         min=0.0,
         max=0.49,
-        help="Moves smaller than this (0.002 = 0.2%) get no label and are left out of "
-        "training and backtest [default: 0].",
+        help="Training rows whose move is smaller than this (0.002 = 0.2%) are left out; "
+        "the backtest scores every row [default: 0].",
     ),
 ]
 ModelTypeOpt = Annotated[
