@@ -611,11 +611,13 @@ class ModelStore:
         return f"Available versions (newest first): {shown}"
 
     def _remove_stale_temp_files(self) -> None:
-        """Remove temp files whose writer died (see :func:`temp_file_is_orphaned`) or that
-        are over an hour old; a live writer's file, here or on another machine, stays."""
+        """Remove temp files, in the store and in its report folders, whose writer died
+        (see :func:`temp_file_is_orphaned`) or that are over an hour old; a live writer's
+        file, here or on another machine, stays."""
         cutoff = time.time() - _STALE_TEMP_S
         removed = False
-        for entry in self.models_dir.glob(".*.tmp"):
+        reports = self.models_dir / REPORTS_DIR_NAME
+        for entry in [*self.models_dir.glob(".*.tmp"), *reports.glob("*/.*.tmp")]:
             try:
                 if temp_file_is_orphaned(entry) or entry.stat().st_mtime < cutoff:
                     entry.unlink()

@@ -119,10 +119,12 @@ def test_the_next_lock_holder_removes_temp_files_of_dead_writers_only(store, two
     try:
         host = _temp_prefix("x").split(".")[2].split("-")[1]
         orphan = models / f".prod_model.bin.{dead_pid}-{host}.abcd1234.tmp"
+        (models / "reports" / a.version).mkdir(parents=True, exist_ok=True)
+        report_orphan = models / "reports" / a.version / f".report.html.{dead_pid}-{host}.q1.tmp"
         writing = models / f".model_{b.version}.bin.{live.pid}-{host}.efgh5678.tmp"
         elsewhere = models / f".prod_model.bin.{dead_pid}-00000000.ijkl9012.tmp"
         unnamed = models / ".prod_model.bin.mnop3456.tmp"
-        for path in (orphan, writing, elsewhere, unnamed):
+        for path in (orphan, report_orphan, writing, elsewhere, unnamed):
             path.write_bytes(b"half written")
         assert temp_file_is_orphaned(orphan) and not temp_file_is_orphaned(writing)
 
@@ -132,6 +134,7 @@ def test_the_next_lock_holder_removes_temp_files_of_dead_writers_only(store, two
         # The live writer's file stays; so do files of another machine or of an unknown
         # writer until they are an hour old.
         assert left == sorted(p.name for p in (writing, elsewhere, unnamed))
+        assert not report_orphan.exists()  # a report folder's too
     finally:
         live.kill()
         live.wait()
