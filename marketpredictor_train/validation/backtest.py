@@ -2,8 +2,9 @@
 size, a confidence interval, naive baselines and a trading view on the same rows, a
 per-ticker breakdown, and the champion (production) vs challenger comparison.
 
-:func:`evaluate` scores one model's probabilities; :func:`compare_with_production` scores
-the champion on the challenger's rows. Both `train` and `mptrain validate` call them.
+:func:`evaluate` scores one model's probabilities; :func:`score_model_file` scores a
+stored model on the challenger's rows and :func:`compare_scored` compares the two (the
+pipelines' champion scoring, ``pipelines.common.score_champion``, calls them).
 """
 
 from __future__ import annotations
@@ -524,36 +525,6 @@ def score_model_file(
     )
     positions = joined.get_column("_row").to_numpy()
     return positions, model.predict_proba(joined, spec)
-
-
-def compare_with_production(  # noqa: PLR0913 - both models, their rows, and how to score them
-    production_file: ModelFile,
-    ohlcv: pl.DataFrame,
-    rows: pl.DataFrame,
-    new_proba: np.ndarray,
-    *,
-    primary_metric: str,
-    horizon: int,
-    cost_per_trade: float,
-    seed: int,
-    level: float = 0.95,
-    rows_spec_hash: str | None = None,
-) -> Comparison:
-    """:func:`compare_scored` with the stored production model scored on ``rows``.
-
-    Raises MptrainError when the production model cannot be scored."""
-    return compare_scored(
-        production_file.manifest,
-        score_model_file(production_file, ohlcv, rows, rows_spec_hash=rows_spec_hash),
-        ohlcv,
-        rows,
-        new_proba,
-        primary_metric=primary_metric,
-        horizon=horizon,
-        cost_per_trade=cost_per_trade,
-        seed=seed,
-        level=level,
-    )
 
 
 def compare_scored(  # noqa: PLR0913 - both models, their rows, and how to score them

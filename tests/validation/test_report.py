@@ -22,8 +22,9 @@ from marketpredictor_train.features import FeatureSpec, Indicator, build_feature
 from marketpredictor_train.testing.synthetic import synthetic_ohlcv
 from marketpredictor_train.validation.backtest import (
     ValidationReport,
-    compare_with_production,
+    compare_scored,
     evaluate,
+    score_model_file,
 )
 from marketpredictor_train.validation.report import (
     REPORT_HTML,
@@ -127,8 +128,9 @@ def champion_report(mkt: Market) -> ValidationReport:
     )
     perfect = mkt.backtest.get_column("label").to_numpy().astype(float)
     base = _evaluate(mkt, perfect, version="v0008", model_type="rf")
-    comparison = compare_with_production(
-        production,
+    comparison = compare_scored(
+        production.manifest,
+        score_model_file(production, mkt.ohlcv, mkt.backtest),
         mkt.ohlcv,
         mkt.backtest,
         perfect,
