@@ -224,6 +224,19 @@ def test_configuration_errors_exit_3_with_one_clear_line(cli, tmp_path, args, ne
         assert _json(out)["exit_code"] == 3
 
 
+def test_a_missing_source_file_is_refused_before_the_mlflow_run_opens(
+    cli, tmp_path, monkeypatch
+):
+    """The path is checked before tracking starts: no MLflow database is created (its
+    first creation costs seconds) and no failed run is recorded for a typo."""
+    store = tmp_path / "fresh-mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    result = cli("train", "--source", "no/such/file.csv")
+    assert result.exit_code == 3, result.output
+    assert "Data source not found: no/such/file.csv" in result.output
+    assert not store.exists()
+
+
 def test_unknown_model_type_lists_available_types(cli):
     result = cli("train", "--model-type", "catboost", "--source", "sample")
     assert result.exit_code == 3

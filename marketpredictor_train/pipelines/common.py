@@ -66,6 +66,16 @@ def model_type_and_device(settings: Settings) -> tuple[type[ModelType], str]:
     return model_cls, resolve_device(settings.device, model_cls)
 
 
+def check_source(settings: Settings) -> None:
+    """A --source path that does not exist: ConfigError (exit 3), found before a run
+    opens its MLflow run (whose first use creates a database) or loads anything."""
+    from marketpredictor_train.data.files import resolve_path
+    from marketpredictor_train.data.sources import SOURCE_FILES, source_kind
+
+    if source_kind(settings.source) == SOURCE_FILES:
+        resolve_path(settings.source)
+
+
 @contextmanager
 def fitting_threads(settings: Settings, dataset: Dataset) -> Iterator[int]:
     """Fits inside the block use --threads, or the cores available to this process,

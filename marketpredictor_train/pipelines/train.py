@@ -20,6 +20,7 @@ from marketpredictor_train.errors import (
 from marketpredictor_train.pipelines.common import (
     ChampionScore,
     RunContext,
+    check_source,
     data_window,
     fitting_threads,
     logs_reports_dir,
@@ -96,12 +97,13 @@ class _Saved:
 
 def _preflight(settings: Settings) -> tuple[type[ModelType], str]:
     """What can fail without data, checked before any MLflow work, data or fit (exit 3 for
-    an unknown model type, a bad device or a bad key; exit 1 for a store that cannot be
-    written): the model type and the device."""
+    an unknown model type, a bad device, a --source path that does not exist or a bad
+    key; exit 1 for a store that cannot be written): the model type and the device."""
     from marketpredictor_train.store import ModelStore
     from marketpredictor_train.store.signing import check_keys
 
     model_cls, device = model_type_and_device(settings)
+    check_source(settings)
     check_keys()
     if not settings.dry_run:
         ModelStore(settings.models_dir).check_writable()
