@@ -22,6 +22,12 @@ from typer.testing import CliRunner
 # of them is imported; worker processes the tests start inherit it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# pytest rewrites every test module's asserts on import and caches the result beside it,
+# unless bytecode writing is off (PYTHONDONTWRITEBYTECODE, set on some machines): then
+# each session, and each xdist worker, rewrites all of them again. The cache is the
+# suite's own (__pycache__ is ignored by git); the package under test is unaffected.
+sys.dont_write_bytecode = False
+
 
 def _empty_mlflow_db(config: pytest.Config) -> Path | None:
     """Where pytest's cache keeps an empty MLflow database of the installed MLflow version

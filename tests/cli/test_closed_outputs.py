@@ -36,6 +36,7 @@ def run_with_closed_outputs(*args: str, read_first_line: bool = False) -> int:
         return proc.wait(timeout=300)
 
 
+@pytest.mark.slow  # a real mptrain process
 def test_a_failing_command_keeps_its_exit_code_and_json_when_nobody_reads_it():
     Path("mptrain.toml").write_text("min_accuracy = 'high'\n")
     assert run_with_closed_outputs("train", "--source", "sample", "--output-json", "out.json") == 3

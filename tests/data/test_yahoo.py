@@ -191,6 +191,7 @@ def test_batches_follow_download_batch_size(fake_yahoo, monkeypatch):
     assert batches == [["AAA", "BBB"], ["CCC", "DDD"], ["EEE"]]
 
 
+@pytest.mark.slow  # fetches the whole default universe (500 tickers) through the fake
 def test_default_universe_is_used_without_tickers(fake_yahoo):
     from marketpredictor_train.data import DEFAULT_UNIVERSE
 

@@ -35,6 +35,7 @@ def full(sample_ohlcv):
     return build_features(sample_ohlcv, SPEC)
 
 
+@pytest.mark.slow  # 30 generated sets of cut dates, each a feature build
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -110,6 +110,7 @@ def test_a_note_whose_record_was_already_appended_is_not_recorded_twice(store, t
     assert not store.intent_path.exists()
 
 
+@pytest.mark.slow  # real writer processes
 def test_the_next_lock_holder_removes_temp_files_of_dead_writers_only(store, two_promoted):
     a, b = two_promoted
     models = store.models_dir

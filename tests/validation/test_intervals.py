@@ -65,7 +65,7 @@ def _simulated_backtests(horizon: int, seed: int) -> tuple[np.ndarray, dict[str,
 
 @pytest.mark.parametrize(
     "horizon",
-    [1, pytest.param(5, marks=pytest.mark.slow), pytest.param(20, marks=pytest.mark.slow)],
+    [pytest.param(h, marks=pytest.mark.slow) for h in (1, 5, 20)],
 )
 def test_accuracy_interval_covers_no_skill_predictors_at_nominal_rate(horizon: int):
     """The 95% interval contains the true accuracy (0.5) of every no-skill predictor, and
@@ -170,6 +170,7 @@ def test_sharpe_interval_is_about_as_wide_as_the_textbook_standard_error():
     assert narrower is not None and narrower.high - narrower.low < buy_hold.high - buy_hold.low
 
 
+@pytest.mark.slow  # bootstrap intervals of every trading metric
 def test_trading_view_carries_sharpe_intervals_in_its_json():
     rng = np.random.default_rng(2)
     days, tickers = 60, 3
