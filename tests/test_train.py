@@ -224,9 +224,7 @@ def test_configuration_errors_exit_3_with_one_clear_line(cli, tmp_path, args, ne
         assert _json(out)["exit_code"] == 3
 
 
-def test_a_missing_source_file_is_refused_before_the_mlflow_run_opens(
-    cli, tmp_path, monkeypatch
-):
+def test_a_missing_source_file_is_refused_before_the_mlflow_run_opens(cli, tmp_path, monkeypatch):
     """The path is checked before tracking starts: no MLflow database is created (its
     first creation costs seconds) and no failed run is recorded for a typo."""
     store = tmp_path / "fresh-mlflow.db"

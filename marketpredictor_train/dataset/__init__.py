@@ -56,11 +56,13 @@ def build_dataset(
     backtest_months: int,
     purge_gap: int,
     membership: pl.DataFrame | None = None,
+    check_lookahead: bool = True,
 ) -> Dataset:
     """The guarded modelling table of a training run: cut chronologically (the dead band
     on training labels only; rows outside ``membership`` left out), training rows whose
     label reaches into the backtest purged, and the feature spec checked for look-ahead
-    (TrainingError, exit 1, when it peeks)."""
+    (TrainingError, exit 1, when it peeks; skipped with ``check_lookahead=False`` by a
+    caller that checked the same spec on the same data already)."""
     dataset = cut_dataset(
         ohlcv,
         spec,
@@ -70,7 +72,7 @@ def build_dataset(
         purge_gap=purge_gap,
         membership=membership,
     )
-    return guards.guard_dataset(dataset, ohlcv, horizon)
+    return guards.guard_dataset(dataset, ohlcv, horizon, lookahead=check_lookahead)
 
 
 @dataclass(frozen=True)

@@ -117,11 +117,15 @@ def check_no_lookahead(
         )
 
 
-def guard_dataset(dataset: Dataset, ohlcv: pl.DataFrame, horizon: int) -> Dataset:
+def guard_dataset(
+    dataset: Dataset, ohlcv: pl.DataFrame, horizon: int, *, lookahead: bool = True
+) -> Dataset:
     """Both guards on a freshly cut dataset: the purge of training rows whose label
-    reaches into the backtest, then the look-ahead check of the feature spec."""
+    reaches into the backtest, then (unless the caller already checked this spec on this
+    data: ``lookahead=False``) the look-ahead check of the feature spec."""
     dataset = enforce_purge(dataset, ohlcv, horizon)
-    check_no_lookahead(ohlcv, dataset.spec, dataset.window.train_end)
+    if lookahead:
+        check_no_lookahead(ohlcv, dataset.spec, dataset.window.train_end)
     return dataset
 
 

@@ -331,12 +331,18 @@ def fit_step(context: _StepContext, day: date) -> StepFit:
     loaded = loaded_before(
         context.loaded, day, settings, min_history=min_history(settings, context.spec)
     )
-    dataset = build_run_dataset(settings, loaded, context.spec, timer, None)
+    # The look-ahead check reads the feature spec, the same at every step: the first step
+    # ran it (_check_first_step), before any process started.
+    dataset = build_run_dataset(settings, loaded, context.spec, timer, None, check_lookahead=False)
     params, param_source = choose_params(
         settings, model_cls, dataset, device=context.device, timer=timer
     )
     model, calibrator = fit_model(settings, model_cls, params, context.device, dataset)
-    backtest, proba = backtest_model(settings, model, calibrator, dataset, loaded)
+    # a step keeps its metrics and skill evidence; the Sharpe intervals of its trading
+    # view would be dropped, and their bootstrap costs a tenth of a second per step
+    backtest, proba = backtest_model(
+        settings, model, calibrator, dataset, loaded, trading_intervals=False
+    )
     rows = dataset.backtest
     valid_x, valid_y = dataset.xy(rows)
     return StepFit(
@@ -928,6 +934,7 @@ def backtest(  # noqa: PLR0915 - the stages of one backtest, in order
             cache=str(cache.folder),
         )
         _check_first_step(context, steps[0])
+        _import_in_background(_REPLAY_MODULES)
         with timer("fit"):
             by_day, cached = _fit_all(context, steps, cache, n_workers, progress)
         fits = [by_day[d] for d in steps]
@@ -991,6 +998,32 @@ def backtest(  # noqa: PLR0915 - the stages of one backtest, in order
             duration_s=run.elapsed(),
             run_id=run.run_id,
         )
+
+
+# What the replay and its report import after the fits (seconds of imports, done while
+# this process only waits for the workers).
+_REPLAY_MODULES = (
+    "arch.bootstrap",
+    "scipy.stats",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+)
+
+
+def _import_in_background(modules: Sequence[str]) -> None:
+    """Import ``modules`` in a daemon thread; a later import of one waits for it under
+    Python's import lock, and a failure here is left for that import to raise."""
+    import importlib
+    import threading
+
+    def work() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the real import reports it
+                return
+
+    threading.Thread(target=work, name="mptrain-backtest-imports", daemon=True).start()
 
 
 def spec_columns(spec: FeatureSpec) -> list[str]:

@@ -131,6 +131,8 @@ def build_run_dataset(
     spec: FeatureSpec,
     timer: StepTimer,
     progress: ProgressCallback | None,
+    *,
+    check_lookahead: bool = True,
 ) -> Dataset:
     """The guarded modelling table (train | purge | backtest) of the loaded data."""
     from marketpredictor_train.dataset import build_dataset
@@ -145,6 +147,7 @@ def build_run_dataset(
             backtest_months=settings.backtest_months,
             purge_gap=settings.purge_gap,
             membership=membership(settings),
+            check_lookahead=check_lookahead,
         )
         report(progress, "features", 1, 1, "features built")
     log.info(

@@ -420,9 +420,12 @@ def backtest_model(
     calibrator: Calibrator | None,
     dataset: Dataset,
     loaded: LoadedData,
+    *,
+    trading_intervals: bool = True,
 ) -> tuple[ValidationReport, np.ndarray]:
     """The fitted model's backtest on the dataset's backtest rows (before any champion is
-    scored), and its calibrated P(up) on those rows."""
+    scored), and its calibrated P(up) on those rows (``trading_intervals``: see
+    :func:`evaluate`)."""
     from marketpredictor_train.validation.backtest import evaluate
     from marketpredictor_train.validation.gate import skill_metric_for
 
@@ -448,6 +451,7 @@ def backtest_model(
         skill_metric=skill_metric_for(settings.primary_metric),
         uncalibrated=None if calibrator is None else raw,
         calibration_method=None if calibrator is None else calibrator.method,
+        trading_intervals=trading_intervals,
     )
     return backtest, proba
 

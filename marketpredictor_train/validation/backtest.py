@@ -274,6 +274,7 @@ def evaluate(  # noqa: PLR0913 - the rows, their probabilities and what the repo
     uncalibrated: np.ndarray | None = None,
     calibration_method: str | None = None,
     level: float = 0.95,
+    trading_intervals: bool = True,
 ) -> ValidationReport:
     """Score P(up) ``proba`` of ``rows`` (ticker, date, label; sorted by ticker, date).
 
@@ -282,7 +283,9 @@ def evaluate(  # noqa: PLR0913 - the rows, their probabilities and what the repo
     forecast the probabilities must beat; None: 0.5); the skill evidence compares
     ``skill_metric`` with the better naive baseline in a paired interval at
     ``gate_level``. ``uncalibrated`` are the model's probabilities before
-    ``calibration_method`` mapped them to ``proba``."""
+    ``calibration_method`` mapped them to ``proba``. Without ``trading_intervals`` the
+    trading view has no Sharpe intervals (their bootstrap is most of its cost), for a
+    caller that reads only the metrics and the skill evidence."""
     import numpy as np
 
     from marketpredictor_train.validation.intervals import (
@@ -349,6 +352,7 @@ def evaluate(  # noqa: PLR0913 - the rows, their probabilities and what the repo
         cost_per_trade=cost_per_trade,
         level=level,
         seed=seed,
+        intervals=trading_intervals,
     )
     per_ticker = _per_ticker(tickers, y, proba, pred, yesterday, trading)
 

@@ -61,6 +61,30 @@ def test_train_refuses_a_leaky_feature_before_fitting(leaky, random_walk, settin
     assert not list(Path("models").glob("*.bin"))
 
 
+def test_the_look_ahead_check_is_skipped_only_when_the_caller_asks(leaky):
+    """build_dataset checks the spec by default; a caller that checked this spec on this
+    data already (each backtest step after the first) passes check_lookahead=False."""
+    from marketpredictor_train.dataset import build_dataset
+
+    frame = market(seed=1, tickers=("AAA", "BBB"), days=300)
+    kwargs = {"horizon": 1, "dead_band": 0.0, "backtest_months": 2, "purge_gap": 1}
+    with pytest.raises(TrainingError, match="look-ahead detected.*roc_1"):
+        build_dataset(frame, features.default_spec(), **kwargs)
+    dataset = build_dataset(frame, features.default_spec(), check_lookahead=False, **kwargs)
+    assert dataset.train.height > 0 and dataset.backtest.height > 0
+
+
+def test_backtest_refuses_a_leaky_feature_before_any_step_is_fitted(
+    leaky, random_walk, settings_for, tmp_path
+):
+    """The backtest runs the look-ahead check once, on its first step's data, before any
+    worker starts: the steps skip it, so this check is the one that guards them."""
+    with pytest.raises(TrainingError, match="look-ahead detected.*roc_1") as caught:
+        api.backtest(settings_for(random_walk), cache_dir=tmp_path / "cache", workers=1)
+    assert caught.value.exit_code == 1
+    assert not list((tmp_path / "cache").rglob("*.npz"))
+
+
 @pytest.mark.slow
 def test_an_unguarded_leak_scores_near_100_percent_where_honesty_scores_50(
     leaky, monkeypatch, random_walk, random_walk_run, settings_for
