@@ -5,14 +5,18 @@ trials. With no configuration MLflow's default local store in the working direct
 used (:mod:`.client`), so `mlflow ui` started there shows the runs and the registered
 model; MLFLOW_TRACKING_URI wins."""
 
-from marketpredictor_train.tracking.mlflow_runs import (
+from marketpredictor_train.tracking.client import mlflow_environment
+
+mlflow_environment()  # before any module of this package imports MLflow
+
+from marketpredictor_train.tracking.mlflow_runs import (  # noqa: E402 - after the environment
     TrackingOutcome,
     TrainingRun,
     log_validation_run,
     report_metrics,
     training_run,
 )
-from marketpredictor_train.tracking.registry import Registry, RegistryStatus
+from marketpredictor_train.tracking.registry import Registry, RegistryStatus  # noqa: E402
 
 __all__ = [
     "Registry",

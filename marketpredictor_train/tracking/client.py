@@ -49,11 +49,19 @@ _initialised: set[str] = set()
 SQLITE_INIT_LOCK_TIMEOUT_S = 120.0
 
 
-def setup_mlflow() -> None:
-    """Prepare MLflow for a command: environment defaults (an explicit setting of the user
-    wins), the default local store, and a SQLite store's tables created under a lock."""
+def mlflow_environment() -> None:
+    """MLflow's environment defaults (an explicit setting of the user wins). They must be
+    in place before ``import mlflow``, which configures MLflow's logging as it loads: the
+    tracking package applies them when it is imported, before any of its modules imports
+    MLflow."""
     for key, value in _ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
+
+
+def setup_mlflow() -> None:
+    """Prepare MLflow for a command: environment defaults, the default local store, and a
+    SQLite store's tables created under a lock."""
+    mlflow_environment()
     import mlflow
 
     from marketpredictor_train.redact import mask_library_handlers

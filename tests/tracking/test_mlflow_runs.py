@@ -401,6 +401,32 @@ def test_mlflow_is_told_not_to_configure_logging_unless_the_user_said(
     assert mlflow.environment_variables.MLFLOW_CONFIGURE_LOGGING.get() is True
 
 
+@pytest.mark.slow  # a real train in a new process, which creates a new MLflow database
+def test_a_first_run_in_a_new_process_prints_none_of_mlflows_own_log_lines(tmp_path: Path):
+    """MLflow configures its logging when it is imported: the environment defaults must
+    be set before that, even when the import happens in the background thread that opens
+    the run. A new store's migrations ("Creating initial MLflow database tables...") were
+    printed on the console, past --quiet."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MPTRAIN_"))}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "marketpredictor_train", "train", "--source", "sample", "-q"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode in (0, 2), proc.stderr[-2000:]
+    assert (tmp_path / "new" / "mlflow.db").exists()
+    output = proc.stdout + proc.stderr
+    assert "INFO mlflow" not in output and "database tables" not in output, output[-2000:]
+
+
 # ----------------------------------------------------------------- the default local store
 
 
