@@ -58,9 +58,10 @@ def mlflow_environment() -> None:
         os.environ.setdefault(key, value)
 
 
-def setup_mlflow() -> None:
+def setup_mlflow(cache_dir: Path | None = None) -> None:
     """Prepare MLflow for a command: environment defaults, the default local store, and a
-    SQLite store's tables created under a lock."""
+    SQLite store's tables created under a lock (a new store copied from the empty one kept
+    under ``cache_dir``, when given; see :func:`initialise_sqlite_store`)."""
     mlflow_environment()
     import mlflow
 
@@ -70,14 +71,23 @@ def setup_mlflow() -> None:
 
     if not mlflow.tracking.is_tracking_uri_set() and has_file_store_runs(FILE_STORE_DIR):
         _use_sqlite_beside_file_store()
-    initialise_sqlite_store(mlflow.get_tracking_uri())
+    initialise_sqlite_store(
+        mlflow.get_tracking_uri(),
+        template_dir=None if cache_dir is None else cache_dir / TEMPLATE_FOLDER,
+    )
 
 
-def initialise_sqlite_store(uri: str) -> None:
+def initialise_sqlite_store(uri: str, *, template_dir: Path | None = None) -> None:
     """Create (or upgrade) the tables of a SQLite tracking store holding a file lock beside
     it (``mlflow.db.lock``): MLflow migrates a new database on first use, and several first
     runs that start together would otherwise run the same migrations at once ("duplicate
-    column name", "table already exists") and lose their runs. Once per store and process."""
+    column name", "table already exists") and lose their runs. Once per store and process.
+
+    MLflow's migrations of a new database cost about ten CPU-seconds. With
+    ``template_dir``, the first new store of an MLflow version leaves an empty copy there
+    (its tables only: the default experiment, whose artifact folder is absolute, is
+    removed, and MLflow creates it again where the copy is opened), and later new stores
+    start as that copy."""
     if not uri.startswith("sqlite:///"):
         return
     database = Path(unquote(uri[len("sqlite:///") :].split("?", 1)[0]))
@@ -91,10 +101,88 @@ def initialise_sqlite_store(uri: str) -> None:
 
     database.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{database}.lock", timeout=SQLITE_INIT_LOCK_TIMEOUT_S):
+        new = not database.exists() or database.stat().st_size == 0
+        template = None if template_dir is None else _template_path(template_dir)
+        copied = new and template is not None and _copy_template(template, database)
         client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
         client.search_experiments(max_results=1)  # the tracking tables
         client.search_registered_models(max_results=1)  # the registry's, same database
+        if new and not copied and template is not None:
+            _save_template(database, template)
     _initialised.add(key)
+
+
+TEMPLATE_FOLDER = "mlflow"
+
+
+def _template_path(folder: Path) -> Path:
+    from importlib.metadata import version
+
+    return folder / f"empty-mlflow-{version('mlflow')}.db"
+
+
+def _template_is_sound(path: Path) -> bool:
+    """An SQLite file with MLflow's migration stamp and no experiment or run in it."""
+    import sqlite3
+
+    try:
+        with path.open("rb") as handle:
+            if handle.read(16) != b"SQLite format 3\x00":
+                return False
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            stamp = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+            experiments = connection.execute("SELECT COUNT(*) FROM experiments").fetchone()
+            runs = connection.execute("SELECT COUNT(*) FROM runs").fetchone()
+        finally:
+            connection.close()
+    except (OSError, sqlite3.Error):
+        return False
+    return len(stamp) == 1 and experiments == (0,) and runs == (0,)
+
+
+def _copy_template(template: Path, database: Path) -> bool:
+    """Start ``database`` as a copy of ``template``; False (nothing written) when there is
+    no sound template."""
+    import shutil
+
+    if not template.is_file() or not _template_is_sound(template):
+        return False
+    partial = database.with_name(f".{database.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(template, partial)
+        os.replace(partial, database)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        log.debug("MLflow store template not used", template=str(template), error=str(exc))
+        return False
+    log.debug("MLflow store started from its empty template", template=str(template))
+    return True
+
+
+def _save_template(database: Path, template: Path) -> None:
+    """Keep an empty copy of the just-created ``database`` as ``template`` (best effort:
+    a cache that cannot be written only costs the next new store its migrations)."""
+    import shutil
+    import sqlite3
+
+    partial = template.with_name(f".{template.name}.{os.getpid()}.tmp")
+    try:
+        template.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(database, partial)
+        connection = sqlite3.connect(partial)
+        try:
+            with connection:
+                connection.execute("DELETE FROM experiment_tags")
+                connection.execute("DELETE FROM experiments")
+        finally:
+            connection.close()
+        if not _template_is_sound(partial):
+            raise OSError("the copy is not an empty MLflow store")
+        os.replace(partial, template)
+    except (OSError, sqlite3.Error) as exc:
+        partial.unlink(missing_ok=True)
+        log.debug("MLflow store template not saved", template=str(template), error=str(exc))
 
 
 def _use_sqlite_beside_file_store() -> None:

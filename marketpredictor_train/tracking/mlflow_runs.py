@@ -131,7 +131,7 @@ class TrainingRun:
                     "MLFLOW_TRACKING_URI or track a real run first)"
                 )
                 return
-            setup_mlflow()
+            setup_mlflow(self.settings.cache_dir)
             client = mlflow.MlflowClient()
             experiment = experiment_id(client, self.settings.experiment_name)
             tags = {
@@ -406,7 +406,7 @@ def _log_run(
 
         from marketpredictor_train.tracking.client import experiment_id, setup_mlflow
 
-        setup_mlflow()
+        setup_mlflow(settings.cache_dir)
         experiment = experiment_id(mlflow.MlflowClient(), settings.experiment_name)
         with mlflow.start_run(
             experiment_id=experiment, run_name=run_name, nested=mlflow.active_run() is not None

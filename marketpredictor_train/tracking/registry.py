@@ -87,6 +87,7 @@ class Registry:
         self.name = settings.registered_model_name
         self.alias = settings.champion_alias
         self.experiment_name = settings.experiment_name
+        self.cache_dir = settings.cache_dir
         self.warning: str | None = None
         self._client = client
         self._known: dict[str, RegisteredVersion] = {}  # mptrain version -> model version
@@ -98,7 +99,7 @@ class Registry:
 
             from marketpredictor_train.tracking.client import setup_mlflow
 
-            setup_mlflow()
+            setup_mlflow(self.cache_dir)
             self._client = MlflowClient()
         return self._client
 
