@@ -139,18 +139,41 @@ def stages(doc: dict[str, Any]) -> str:
 # --- the parts -----------------------------------------------------------------------
 
 
-def part_train_vs_bare(root: Path, tickers: int, years: int) -> list[str]:
+def _median_child(children: list[Child]) -> Child:
+    """The run of median wall time (its own peak memory beside it)."""
+    return sorted(children, key=lambda c: c.wall_s)[len(children) // 2]
+
+
+def part_train_vs_bare(root: Path, tickers: int, years: int, repeat: int = 1) -> list[str]:
+    """Each process ``repeat`` times, interleaved (bare, train, train without calibration,
+    bare, ...), so a change in the machine's load reaches all three alike; the table shows
+    each one's median run."""
     source = write_universe(root, tickers, years)
     period = ("--period", f"{min(years, 10)}y")
-    train, doc = run_train(str(source), root / "train", *period, "--force")
-    rows, cols = int(doc["n_train"]), int(doc["n_features"])
-    bare, bare_fit_s = bare_fit(rows, cols, root)
-    nocal, nocal_doc = run_train(
-        str(source), root / "train_nocal", *period, "--force", "--calibration", "none"
-    )
+    bares: list[tuple[Child, float]] = []
+    trains: list[tuple[Child, dict[str, Any]]] = []
+    nocals: list[tuple[Child, dict[str, Any]]] = []
+    rows = cols = 0
+    for i in range(repeat):
+        # a new folder each time: a new MLflow store, as a first run or the weekly job has
+        trains.append(run_train(str(source), root / f"train_{i}", *period, "--force"))
+        rows, cols = int(trains[-1][1]["n_train"]), int(trains[-1][1]["n_features"])
+        bares.append(bare_fit(rows, cols, root))
+        nocals.append(
+            run_train(
+                str(source), root / f"train_nocal_{i}", *period, "--force", "--calibration", "none"
+            )
+        )
+    bare = _median_child([b for b, _ in bares])
+    bare_fit_s = next(f for b, f in bares if b is bare)
+    train = _median_child([c for c, _ in trains])
+    doc = next(d for c, d in trains if c is train)
+    nocal = _median_child([c for c, _ in nocals])
+    nocal_doc = next(d for c, d in nocals if c is nocal)
+    runs = f", median of {repeat} interleaved runs each" if repeat > 1 else ""
     lines = [
         f"### train vs bare fit: {tickers} tickers x {years} years, {rows:,} training rows "
-        f"x {cols} features",
+        f"x {cols} features{runs}",
         "",
         "| process | wall s | peak MB | wall / bare | peak / bare | stages (s) |",
         "|---|---|---|---|---|---|",
@@ -167,6 +190,16 @@ def part_train_vs_bare(root: Path, tickers: int, years: int) -> list[str]:
             f"{child.wall_s / bare.wall_s:.2f} | {child.peak_mb / bare.peak_mb:.2f} | "
             f"{stages(d)} |"
         )
+    if repeat > 1:
+        walls = ", ".join(
+            f"{label} {' / '.join(f'{c.wall_s:.1f}' for c in group)}"
+            for label, group in (
+                ("bare", [b for b, _ in bares]),
+                ("train", [c for c, _ in trains]),
+                ("--calibration none", [c for c, _ in nocals]),
+            )
+        )
+        lines += ["", f"Every run's wall s: {walls}."]
     lines.append("")
     return lines
 
@@ -229,6 +262,50 @@ def part_tuning(root: Path, tickers: int, years: int, trials: int) -> list[str]:
         lines.append(
             f"| {label} | {60 * outcome.trials_run / wall:.2f} | {wall:.1f} | {outcome.fits} | "
             f"{outcome.boosting_rounds} | {outcome.best_value:.6f} | {before[1] / wall:.2f}x |"
+        )
+    lines.append("")
+    return lines
+
+
+def part_tuning_release(
+    root: Path, tickers: int, years: int, trials: int, before_tree: Path
+) -> list[str]:
+    """`mptrain optimize` of the code before the speed work (a checkout of it at
+    ``before_tree``, run on this environment's libraries) beside today's, same data and
+    trial settings, each a child process."""
+    source = write_universe(root, tickers, years)
+    rows = []
+    for label, pythonpath in (("before the speed work", str(before_tree)), ("now", None)):
+        work = root / f"optimize_{len(rows)}"
+        work.mkdir(parents=True, exist_ok=True)
+        env = clean_env(MPTRAIN_MLFLOW="false")
+        if pythonpath:
+            env["PYTHONPATH"] = pythonpath
+        result = work / "result.json"
+        cmd = [sys.executable, "-m", "marketpredictor_train", "optimize", "--source", str(source)]
+        cmd += ["--period", f"{min(years, 10)}y", "--trials", str(trials), "--quiet"]
+        child = run_child([*cmd, "--output-json", str(result)], cwd=work, env=env)
+        doc = json.loads(result.read_text())
+        if child.code != 0:
+            raise SystemExit(f"optimize failed (exit {child.code}): {doc.get('error')}")
+        rows.append((label, child, doc))
+    first = rows[0][2]
+    lines = [
+        f"### tuning, release before the speed work vs now: `mptrain optimize --trials {trials}`"
+        f" (xgb, TPE seed 42, pruning on), {first['n_train']:,} training rows, "
+        f"{len(first['folds'])} folds",
+        "",
+        "| code | trials/min (optimize stage) | optimize s | process s | peak MB | fits "
+        "| boosting rounds | best CV log loss | speed-up |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    base = rows[0][2]["timings"]["optimize"]
+    for label, child, doc in rows:
+        seconds = doc["timings"]["optimize"]
+        lines.append(
+            f"| {label} | {60 * doc['trials_run'] / seconds:.2f} | {seconds:.1f} | "
+            f"{child.wall_s:.1f} | {child.peak_mb:.0f} | {doc['fits']} | "
+            f"{doc['boosting_rounds']} | {doc['best_value']:.6f} | {base / seconds:.2f}x |"
         )
     lines.append("")
     return lines
@@ -304,6 +381,9 @@ def main() -> int:
     parser.add_argument("--tickers", type=int, default=500)
     parser.add_argument("--years", type=int, default=10)
     parser.add_argument("--trials", type=int, default=6, help="tuning trials per side")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each process in the train part"
+    )
     parser.add_argument("--tune-tickers", type=int, default=500)
     parser.add_argument("--scale", type=int, nargs="*", default=[250, 500, 1000])
     parser.add_argument("--biggest", type=int, default=4000, help="tickers of the ~10M-row run")
@@ -311,7 +391,13 @@ def main() -> int:
     parser.add_argument(
         "--parts",
         default="train,tuning,busy,scale",
-        help="comma-separated: train, tuning, busy, scale [default: all]",
+        help="comma-separated: train, tuning, busy, scale, release [default: all but release]",
+    )
+    parser.add_argument(
+        "--before-tree",
+        type=Path,
+        help="a checkout of the code before the speed work (`git worktree add DIR "
+        "6edb36a^`), for the release part",
     )
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # the tuning runs in this process
@@ -324,9 +410,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         root = Path(tmp)
         if "train" in parts:
-            _show(part_train_vs_bare(root, args.tickers, args.years))
+            _show(part_train_vs_bare(root, args.tickers, args.years, args.repeat))
         if "tuning" in parts:
             _show(part_tuning(root, args.tune_tickers, args.years, args.trials))
+        if "release" in parts:
+            if args.before_tree is None:
+                raise SystemExit("the release part needs --before-tree DIR")
+            _show(
+                part_tuning_release(
+                    root, args.tune_tickers, args.years, args.trials, args.before_tree
+                )
+            )
         if "busy" in parts:
             _show(part_busy(root))
         if "scale" in parts:

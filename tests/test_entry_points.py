@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from marketpredictor_train import __version__
 
 
@@ -35,3 +37,35 @@ def test_unknown_command_exits_3(cli):
     result = cli("trian")
     assert result.exit_code == 3
     assert "trian" in result.output
+
+
+@pytest.mark.slow  # a real train in a new process (~15 s)
+def test_a_heavy_command_ends_quickly_with_everything_it_wrote(tmp_path):
+    """After a train the process skips Python's module teardown (seconds); the exit
+    code, the JSON document, the end of the log file, the MLflow run and the model file
+    are all complete."""
+    import json
+    import os
+    import sqlite3
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MPTRAIN_"))}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = subprocess.run(
+        [sys.executable, "-m", "marketpredictor_train", "train", "--source", "sample"]
+        + ["--force", "--output-json", "r.json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    document = json.loads((tmp_path / "r.json").read_text())
+    assert "Total " in out.stdout + out.stderr  # the console's last line was flushed
+    assert document["exit_code"] == 0 and document["promoted"] is True
+    log_lines = (tmp_path / "logs" / "training.log").read_text().splitlines()
+    assert "MLflow alias" in json.loads(log_lines[-1])["message"]  # the last record is in
+    assert (tmp_path / "models" / f"model_{document['version']}.bin").is_file()
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        statuses = [row[0] for row in db.execute("SELECT status FROM runs")]
+    assert statuses == ["FINISHED"]

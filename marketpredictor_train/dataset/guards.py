@@ -51,15 +51,23 @@ def enforce_purge(dataset: Dataset, ohlcv: pl.DataFrame, horizon: int) -> Datase
                 f"{train_last}, the backtest starts {window.backtest_start}",
                 hint="This is a bug in mptrain; please report it.",
             )
-    label_end = (
-        ohlcv.select("ticker", "date")
+    # The price rows before the backtest whose label (``horizon`` of the ticker's own rows
+    # later) ends in the backtest or is unknown: a few per ticker, matched to the training
+    # rows instead of joining every training row to its label's end.
+    reaching = (
+        ohlcv.lazy()
+        .select("ticker", "date")
         .sort("ticker", "date")
         .with_columns(pl.col("date").shift(-horizon).over("ticker").alias("_label_end"))
+        .filter(
+            (pl.col("date") < window.backtest_start)
+            & (pl.col("_label_end").is_null() | (pl.col("_label_end") >= window.backtest_start))
+        )
+        .select("ticker", "date", pl.lit(True).alias("_leaks"))
+        .collect()
     )
-    keyed = dataset.train.join(label_end, on=["ticker", "date"], how="left").sort("ticker", "date")
-    leaking = keyed.get_column("_label_end").is_null() | (
-        keyed.get_column("_label_end") >= window.backtest_start
-    )
+    marked = dataset.train.join(reaching, on=["ticker", "date"], how="left", maintain_order="left")
+    leaking = marked.get_column("_leaks").fill_null(False)
     n_leaking = int(leaking.sum())
     if n_leaking == 0:
         return dataset
@@ -68,7 +76,7 @@ def enforce_purge(dataset: Dataset, ohlcv: pl.DataFrame, horizon: int) -> Datase
         rows=n_leaking,
         horizon=horizon,
     )
-    train = keyed.filter(~leaking).drop("_label_end")
+    train = marked.filter(~leaking).drop("_leaks")
     return dataclasses.replace(dataset, train=train)
 
 

@@ -61,7 +61,7 @@ def chronological_split(dates: pl.Series, *, backtest_months: int, purge_gap: in
     """Where to cut a dataset whose rows have these dates (any order, repeats allowed)."""
     if purge_gap < 1:
         raise ConfigError("The purge gap must be at least one trading day (the label horizon)")
-    calendar = sorted(set(dates.to_list()))
+    calendar = dates.drop_nulls().unique().sort().to_list()
     if len(calendar) < purge_gap + 2:
         raise TrainingError(
             "Training failed - insufficient data",

@@ -70,7 +70,12 @@ def labelled_features(
     # join has it: building the table is a training run's memory peak.
     features = build_features(ohlcv, spec, only=columns)  # sorted by (ticker, date)
     labels = make_labels(ohlcv, horizon=horizon, dead_band=dead_band)
-    table = features.join(labels, on=["ticker", "date"], how="inner", maintain_order="left")
+    keys = ["ticker", "date"]
+    if features.select(keys).equals(labels.select(keys)):
+        # both have every row of the prices in (ticker, date) order: side by side, no join
+        table = features.hstack(labels.drop(keys))
+    else:
+        table = features.join(labels, on=keys, how="inner", maintain_order="left")
     del features
     complete = pl.col("label").is_not_null() & pl.all_horizontal(
         [pl.col(c).is_not_null() & pl.col(c).is_finite() for c in columns]

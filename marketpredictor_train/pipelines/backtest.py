@@ -31,10 +31,13 @@ import structlog
 
 from marketpredictor_train.errors import EXIT_SUCCESS, ConfigError, MptrainError
 from marketpredictor_train.pipelines.common import (
+    EVALUATION_MODULES,
+    REPORT_MODULES,
     RunContext,
     build_run_dataset,
     champion_on_rows,
     feature_spec,
+    import_in_background,
     logs_reports_dir,
     membership,
     min_history,
@@ -934,7 +937,7 @@ def backtest(  # noqa: PLR0915 - the stages of one backtest, in order
             cache=str(cache.folder),
         )
         _check_first_step(context, steps[0])
-        _import_in_background(_REPLAY_MODULES)
+        import_in_background(_REPLAY_MODULES)
         with timer("fit"):
             by_day, cached = _fit_all(context, steps, cache, n_workers, progress)
         fits = [by_day[d] for d in steps]
@@ -1002,28 +1005,7 @@ def backtest(  # noqa: PLR0915 - the stages of one backtest, in order
 
 # What the replay and its report import after the fits (seconds of imports, done while
 # this process only waits for the workers).
-_REPLAY_MODULES = (
-    "arch.bootstrap",
-    "scipy.stats",
-    "matplotlib.figure",
-    "matplotlib.backends.backend_agg",
-)
-
-
-def _import_in_background(modules: Sequence[str]) -> None:
-    """Import ``modules`` in a daemon thread; a later import of one waits for it under
-    Python's import lock, and a failure here is left for that import to raise."""
-    import importlib
-    import threading
-
-    def work() -> None:
-        for name in modules:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - the real import reports it
-                return
-
-    threading.Thread(target=work, name="mptrain-backtest-imports", daemon=True).start()
+_REPLAY_MODULES = (*EVALUATION_MODULES, *REPORT_MODULES)
 
 
 def spec_columns(spec: FeatureSpec) -> list[str]:

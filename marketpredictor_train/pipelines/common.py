@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -64,6 +64,29 @@ def model_type_and_device(settings: Settings) -> tuple[type[ModelType], str]:
     passive_openmp()  # before the model library loads
     model_cls = get_model_type(settings.model_type)
     return model_cls, resolve_device(settings.device, model_cls)
+
+
+# What scoring a backtest and drawing its report import: seconds of imports (the block
+# bootstrap brings statsmodels) that a run can do while it fits.
+EVALUATION_MODULES = ("arch.bootstrap", "scipy.stats")
+REPORT_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg")
+
+
+def import_in_background(modules: Sequence[str]) -> None:
+    """Import ``modules`` in a daemon thread. A later import of one waits for it under
+    Python's import lock; a failure here is left for that import to raise. Model fits
+    release the GIL, so the imports overlap them."""
+    import importlib
+    import threading
+
+    def work() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the real import reports it
+                return
+
+    threading.Thread(target=work, name="mptrain-imports", daemon=True).start()
 
 
 def check_source(settings: Settings) -> None:

@@ -18,11 +18,14 @@ from marketpredictor_train.errors import (
     TrainingError,
 )
 from marketpredictor_train.pipelines.common import (
+    EVALUATION_MODULES,
+    REPORT_MODULES,
     ChampionScore,
     RunContext,
     check_source,
     data_window,
     fitting_threads,
+    import_in_background,
     logs_reports_dir,
     model_type_and_device,
     prepare_data,
@@ -138,6 +141,8 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
         params, param_source = choose_params(
             settings, model_cls, dataset, device=device, timer=timer, progress=progress
         )
+        if not settings.skip_validation:
+            import_in_background((*EVALUATION_MODULES, *REPORT_MODULES))
         with timer("fit"):
             dataset, calibrator, model = _fit_stage(
                 settings, model_cls, params, device, dataset, progress

@@ -474,21 +474,24 @@ def _per_ticker(
 
     from marketpredictor_train.validation.metrics import confusion_counts, roc_auc
 
+    # each ticker's rows, in their order, as one slice of a stable sort by ticker
+    order = np.argsort(tickers, kind="stable")
+    names, starts, counts = np.unique(tickers[order], return_index=True, return_counts=True)
     out = []
-    for ticker in np.unique(tickers):
-        mask = tickers == ticker
-        yt, pt = y[mask], pred[mask]
+    for ticker, first, n in zip(names, starts, counts, strict=True):
+        rows = order[first : first + n]
+        yt, pt = y[rows], pred[rows]
         tp, fp, fn, _ = confusion_counts(yt, pt)
         out.append(
             {
                 "ticker": str(ticker),
-                "n_samples": int(mask.sum()),
+                "n_samples": int(n),
                 "accuracy": float(np.mean(pt == yt)),
                 "precision": tp / (tp + fp) if tp + fp else 0.0,
                 "recall": tp / (tp + fn) if tp + fn else 0.0,
-                "roc_auc": roc_auc(yt, proba[mask]),
+                "roc_auc": roc_auc(yt, proba[rows]),
                 "always_up_accuracy": float(np.mean(yt == 1)),
-                "yesterday_direction_accuracy": float(np.mean(yesterday[mask] == yt)),
+                "yesterday_direction_accuracy": float(np.mean(yesterday[rows] == yt)),
                 **trading.per_ticker.get(str(ticker), {}),
             }
         )
