@@ -35,3 +35,14 @@ def test_the_named_modules_exist():
 
     for name in (*EVALUATION_MODULES, *REPORT_MODULES):
         assert importlib.util.find_spec(name) is not None, name
+
+
+def test_every_built_in_model_type_names_the_library_its_fit_imports():
+    import importlib.util
+
+    from marketpredictor_train.models.registry import get_model_type
+
+    for name, module in (("xgb", "xgboost"), ("lgb", "lightgbm"), ("rf", "sklearn.ensemble")):
+        modules = get_model_type(name).library_modules
+        assert module in modules, (name, modules)
+        assert all(importlib.util.find_spec(m) is not None for m in modules)

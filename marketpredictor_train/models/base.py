@@ -47,6 +47,9 @@ class ModelType(ABC):
     # works in float32 anyway (XGBoost, scikit-learn's trees), so the model is the same
     # and the training matrix takes half the memory.
     feature_dtype: ClassVar[str] = "float64"
+    # The modules the type's fit imports (seconds for a model library): a run imports them
+    # in the background while it loads data and builds features.
+    library_modules: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self, params: Mapping[str, Any] | None = None, *, device: str = "cpu", seed: int = 42

@@ -23,6 +23,7 @@ class LightGBMModelType(ModelType):
         {"objective", "subsample_freq", "random_state", "verbosity", "device_type"}
     )
     isolate_loading = True
+    library_modules = ("lightgbm",)
     default_params: ClassVar[Mapping[str, Any]] = {
         "n_estimators": 200,
         "learning_rate": 0.05,

@@ -30,6 +30,7 @@ class RandomForestModelType(ModelType):
     payload_format = "skops"
     supports_gpu = False
     reserved_params = frozenset({"random_state"})
+    library_modules = ("sklearn.ensemble",)
     # Shallow trees with large leaves, each on half the rows and a third of the features:
     # daily direction is mostly noise, and a fully grown forest (scikit-learn's default)
     # memorises it. Half-size bootstrap samples also halve the fitting time.

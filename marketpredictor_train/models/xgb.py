@@ -20,6 +20,7 @@ class XGBModelType(ModelType):
     reserved_params = frozenset({"objective", "tree_method", "device", "random_state", "n_jobs"})
     isolate_loading = True
     feature_dtype = "float32"  # XGBoost bins float32 values, whatever it is given
+    library_modules = ("xgboost",)
     default_params: ClassVar[Mapping[str, Any]] = {
         "n_estimators": 100,
         "max_depth": 6,

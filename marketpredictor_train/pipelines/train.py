@@ -101,7 +101,8 @@ class _Saved:
 def _preflight(settings: Settings) -> tuple[type[ModelType], str]:
     """What can fail without data, checked before any MLflow work, data or fit (exit 3 for
     an unknown model type, a bad device, a --source path that does not exist or a bad
-    key; exit 1 for a store that cannot be written): the model type and the device."""
+    key; exit 1 for a store that cannot be written): the model type and the device. The
+    model library then starts loading in the background, while the data loads."""
     from marketpredictor_train.store import ModelStore
     from marketpredictor_train.store.signing import check_keys
 
@@ -110,6 +111,7 @@ def _preflight(settings: Settings) -> tuple[type[ModelType], str]:
     check_keys()
     if not settings.dry_run:
         ModelStore(settings.models_dir).check_writable()
+    import_in_background(model_cls.library_modules)
     return model_cls, device
 
 

@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import mlflow
+import pytest
 
 from marketpredictor_train.tracking.client import (
     _template_is_sound,
@@ -21,6 +22,7 @@ def _experiments(database: Path) -> list[tuple[str, str]]:
         return connection.execute("SELECT name, artifact_location FROM experiments").fetchall()
 
 
+@pytest.mark.slow  # MLflow's migrations of a new database: seconds
 def test_a_new_store_is_migrated_once_then_copied_and_a_bad_template_is_replaced(
     tmp_path: Path, monkeypatch
 ):
