@@ -69,3 +69,21 @@ def test_a_heavy_command_ends_quickly_with_everything_it_wrote(tmp_path):
     with sqlite3.connect(tmp_path / "mlflow.db") as db:
         statuses = [row[0] for row in db.execute("SELECT status FROM runs")]
     assert statuses == ["FINISHED"]
+
+
+def test_a_watched_process_exits_normally_so_profilers_write_their_results():
+    """cProfile (sys.monitoring from Python 3.12), debuggers and coverage tools write
+    what they collected after the program returns: the quick exit then stands aside."""
+    from marketpredictor_train.cli import _monitored
+
+    monitoring = sys.monitoring
+    tool = monitoring.PROFILER_ID
+    if monitoring.get_tool(tool) is not None:
+        pytest.skip("a profiler already watches this test process")
+    assert not _monitored()
+    monitoring.use_tool_id(tool, "mptrain-test")
+    try:
+        assert _monitored()
+    finally:
+        monitoring.free_tool_id(tool)
+    assert not _monitored()

@@ -39,13 +39,16 @@ def _leave(exc: SystemExit) -> None:
     """End the process now with the command's exit code, when that loses nothing: the
     exit handlers run first (log files flushed and closed, temporary folders removed),
     then stdout and stderr are flushed; only the interpreter's own teardown is skipped.
-    Returns (a normal exit follows) for a light command, a non-integer code, or a thread
-    the normal exit would wait for."""
+    Returns (a normal exit follows) for a light command, a non-integer code, a thread the
+    normal exit would wait for, or a profiler, debugger or coverage tool watching the
+    process (some write their results after the program returns, not at exit)."""
     import sys
     import threading
 
     code = 0 if exc.code is None else exc.code
     if not isinstance(code, int) or not any(m in sys.modules for m in _SLOW_TO_TEAR_DOWN):
+        return
+    if sys.getprofile() is not None or sys.gettrace() is not None or _monitored():
         return
     main_thread = threading.main_thread()
     if any(t is not main_thread and not t.daemon and t.is_alive() for t in threading.enumerate()):
@@ -60,3 +63,15 @@ def _leave(exc: SystemExit) -> None:
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
     os._exit(code)
+
+
+def _monitored() -> bool:
+    """Whether a profiler, debugger or coverage tool uses sys.monitoring (cProfile does
+    from Python 3.12)."""
+    import sys
+
+    monitoring = getattr(sys, "monitoring", None)
+    if monitoring is None:
+        return False
+    tools = (monitoring.DEBUGGER_ID, monitoring.COVERAGE_ID, monitoring.PROFILER_ID)
+    return any(monitoring.get_tool(tool) is not None for tool in tools)
