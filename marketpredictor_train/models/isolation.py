@@ -4,11 +4,14 @@ The parsers of XGBoost and LightGBM are C++ that trusts its input: a few changed
 a model can abort, hang or crash the process reading it (a segfault cannot be caught).
 So before a payload of such a model type is loaded here, a short-lived child process
 loads it, walks every tree (checking each node's children and split feature) and
-predicts on probe rows; only a payload the child read cleanly is then loaded in this
-process. A crash, an error or a hang of the child refuses
-the file with a one-line reason. A payload is probed once per process (cached by its
-SHA-256), and a file whose signature was verified (see ``store/signing.py``) comes from
-the training machine and is not probed.
+predicts on probe rows. A crash, an error or a hang of the child refuses the file with
+a one-line reason. A payload the child read cleanly is not parsed here as it is: the
+child writes its model back out with the library's own writer, and this process loads
+that. Some crafted payloads make a parser read memory it should not, so whether it
+crashes depends on the process's memory layout (a LightGBM model with one flipped byte
+crashed one process in three); what the library wrote itself parses the same everywhere.
+A payload is probed once per process (cached by its SHA-256), and a file whose signature
+was verified (see ``store/signing.py``) comes from the training machine and is not probed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
 import signal
 import struct
 import subprocess
@@ -30,15 +34,16 @@ from marketpredictor_train.errors import ModelFileError
 
 PROBE_TIMEOUT_S = 30.0  # a real probe takes about a second
 _PROBE_ROWS = 64
-_probed: set[tuple[str, str, int, str]] = set()
+_probed: dict[tuple[str, str, int, str], bytes] = {}
 
 
 def probe_payload(
     type_name: str, payload: bytes, params: Mapping[str, Any], *, n_features: int
-) -> None:
+) -> bytes:
     """Load ``payload`` as model type ``type_name`` in a child process, walk its trees and
     predict ``n_features``-wide probe rows; :class:`ModelFileError` if the child fails,
-    crashes or hangs.
+    crashes or hangs. Returns the payload the child's library wrote back from the model
+    it loaded: the bytes to load in this process.
 
     Children are forked by a helper process (started once per process, with nothing but
     the model library imported and never run), so a probe costs milliseconds after the
@@ -46,13 +51,13 @@ def probe_payload(
     module is never imported again (as multiprocessing's start methods would)."""
     key = (type_name, hashlib.sha256(payload).hexdigest(), n_features, repr(sorted(params.items())))
     if key in _probed:
-        return
+        return _probed[key]
     request = json.dumps({"type": type_name, "params": dict(params), "n_features": n_features})
-    reply = _helper(type_name).ask(request.encode(), bytes(payload))
+    reply, written = _helper(type_name).ask(request.encode(), bytes(payload))
     status, message = reply.get("status"), reply.get("message")
-    if status == "ok":
-        _probed.add(key)
-        return
+    if status == "ok" and written:
+        _probed[key] = written
+        return written
     if status == "signal":
         raise ModelFileError(
             f"the {type_name} library crashed reading the model ({message}): the payload is "
@@ -89,11 +94,12 @@ class _Helper:
         except OSError as exc:
             raise ModelFileError(f"cannot start a process to check the model: {exc}") from exc
 
-    def ask(self, request: bytes, payload: bytes) -> dict[str, Any]:
+    def ask(self, request: bytes, payload: bytes) -> tuple[dict[str, Any], bytes]:
+        """The helper's answer, and the payload the child wrote back (empty unless ok)."""
         with self.lock:
             return self._ask(request, payload)
 
-    def _ask(self, request: bytes, payload: bytes) -> dict[str, Any]:
+    def _ask(self, request: bytes, payload: bytes) -> tuple[dict[str, Any], bytes]:
         for attempt in (1, 2):  # a helper that died meanwhile is started again, once
             if self.proc is None or self.proc.poll() is not None:
                 self.proc = self._start()
@@ -104,13 +110,13 @@ class _Helper:
                 )
                 self.proc.stdin.flush()
                 line = self.proc.stdout.readline()
-            except (BrokenPipeError, OSError):
-                line = b""
-            if line:
-                try:
-                    return dict(json.loads(line))
-                except ValueError:
-                    line = b""  # not an answer: the helper is not trusted further
+                answer = dict(json.loads(line)) if line else None
+                length = int(answer.get("length", 0)) if answer else 0
+                written = self.proc.stdout.read(length) if length > 0 else b""
+            except (BrokenPipeError, OSError, ValueError, TypeError):
+                answer = None  # no answer, or not one: the helper is not trusted further
+            if answer is not None and len(written) == length:
+                return answer, written
             self.proc.kill()
             self.proc.wait()
             self.proc = None
@@ -148,46 +154,70 @@ def serve(library: str | None) -> None:
         request_len, payload_len = struct.unpack(">IQ", head)
         request = json.loads(stdin.read(request_len))
         payload = stdin.read(payload_len)
-        stdout.write(json.dumps(_fork_probe(request, payload)).encode() + b"\n")
+        answer, written = _fork_probe(request, payload)
+        answer["length"] = len(written)
+        stdout.write(json.dumps(answer).encode() + b"\n" + written)
         stdout.flush()
 
 
-def _fork_probe(request: dict[str, Any], payload: bytes) -> dict[str, Any]:
+def _fork_probe(request: dict[str, Any], payload: bytes) -> tuple[dict[str, Any], bytes]:
+    """Probe in a forked child: its answer, and on success the payload it wrote back."""
     read_end, write_end = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: probe, say why it failed, and leave without cleanup
+    if pid == 0:  # the child: probe, send the payload back or say why not, leave
         os.close(read_end)
-        message = _probe_here(request, payload)
-        if message is not None:
-            os.write(write_end, message.encode("utf-8", "replace")[:2000])
+        written, message = _probe_here(request, payload)
+        data = written if message is None else message.encode("utf-8", "replace")[:2000]
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_end, view) :]
         os._exit(0 if message is None else 1)
     os.close(write_end)
-    deadline = time.monotonic() + PROBE_TIMEOUT_S
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            os.close(read_end)
-            return {"status": "timeout"}
-        time.sleep(0.005)
-    with os.fdopen(read_end, "rb") as reader:
-        message = reader.read().decode("utf-8", "replace")
+    try:
+        status, data = _collect(pid, read_end)
+    finally:
+        os.close(read_end)
+    if status is None:
+        return {"status": "timeout"}, b""
     if os.WIFSIGNALED(status):
         try:
             name = signal.Signals(os.WTERMSIG(status)).name
         except ValueError:
             name = f"signal {os.WTERMSIG(status)}"
-        return {"status": "signal", "message": name}
-    if os.WEXITSTATUS(status) == 0 and not message:
-        return {"status": "ok"}
-    return {"status": "error", "message": message or f"exit {os.WEXITSTATUS(status)}"}
+        return {"status": "signal", "message": name}, b""
+    if os.WEXITSTATUS(status) == 0 and data:
+        return {"status": "ok"}, data
+    message = data.decode("utf-8", "replace")
+    return {"status": "error", "message": message or f"exit {os.WEXITSTATUS(status)}"}, b""
 
 
-def _probe_here(request: dict[str, Any], payload: bytes) -> str | None:
-    """Load, walk and predict in this (child) process: None when fine, else the reason."""
+def _collect(pid: int, read_end: int) -> tuple[int | None, bytes]:
+    """What the child wrote, read while it writes (a payload is larger than a pipe
+    holds), and its wait status; None after PROBE_TIMEOUT_S (the child is killed)."""
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + PROBE_TIMEOUT_S
+    status: int | None = None
+    reading = True
+    while status is None or reading:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return None, b""
+        if reading and select.select([read_end], [], [], 0.005)[0]:
+            chunk = os.read(read_end, 1 << 16)
+            chunks.append(chunk)
+            reading = bool(chunk)
+        elif not reading:
+            time.sleep(0.005)
+        if status is None:
+            done, code = os.waitpid(pid, os.WNOHANG)
+            status = code if done else None
+    return status, b"".join(chunks)
+
+
+def _probe_here(request: dict[str, Any], payload: bytes) -> tuple[bytes, str | None]:
+    """Load, walk and predict in this (child) process: the model written back out by its
+    library and None when fine, else the reason."""
     try:
         from marketpredictor_train.models.registry import get_model_type
 
@@ -195,11 +225,14 @@ def _probe_here(request: dict[str, Any], payload: bytes) -> str | None:
         model = get_model_type(request["type"]).from_bytes(payload, request["params"])
         model.check_structure(n_features)
         probe_predictions(model, n_features)
+        written = model.to_bytes()
+        if not written:
+            return b"", "Not a usable model: its library wrote it back empty"
     except ModelFileError as exc:
-        return exc.message
+        return b"", exc.message
     except Exception as exc:  # the library's own error: the payload is not a model
-        return f"Not a readable model: {type(exc).__name__}: {exc}".splitlines()[0][:500]
-    return None
+        return b"", f"Not a readable model: {type(exc).__name__}: {exc}".splitlines()[0][:500]
+    return written, None
 
 
 def probe_predictions(model: Any, n_features: int) -> None:

@@ -3,6 +3,7 @@ executed). Fits on a CUDA GPU when the installed LightGBM was built with CUDA.""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -117,6 +118,7 @@ class LightGBMModelType(ModelType):
             and b"\nend of parameters\n" in payload
         ):
             raise ModelFileError("Not a readable LightGBM model text: incomplete or not a model")
+        _check_parameters(payload)
         try:
             booster = lightgbm.Booster(model_str=payload.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, lightgbm.basic.LightGBMError) as exc:
@@ -195,3 +197,25 @@ def _cuda_build() -> bool:
     except lightgbm.basic.LightGBMError:
         return False
     return True
+
+
+# One line of a model text's parameters section, as LightGBM writes it: a name, ": " and
+# a value of printable ASCII other than brackets.
+_PARAMETER_LINE = re.compile(rb"\[[A-Za-z0-9_]+: [\x20-\x5a\x5c\x5e-\x7e]*\]\Z")
+
+
+def _check_parameters(payload: bytes) -> None:
+    """Every line of the parameters section must read ``[name: value]``. LightGBM reads
+    the section again when the Python package asks for the loaded parameters, and a line
+    without its ": " made that read run past the text: a crash of this process or not,
+    depending on what memory lay behind it."""
+    start = payload.rfind(b"\nparameters:\n")
+    end = payload.find(b"\nend of parameters\n", max(start, 0))
+    if start < 0 or end < 0:
+        raise ModelFileError("Not a readable LightGBM model text: no parameters section")
+    lines = payload[start + len(b"\nparameters:\n") : end].split(b"\n")
+    bad = next((line for line in lines if line and not _PARAMETER_LINE.match(line)), None)
+    if bad is not None:
+        raise ModelFileError(
+            f"Not a readable LightGBM model text: a malformed parameter line {bad[:60]!r}"
+        )

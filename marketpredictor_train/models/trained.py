@@ -56,10 +56,12 @@ class TrainedModel:
             ) from exc
         params = _checked_manifest(manifest, model_type.reserved_params)
         n_features = len(manifest["feature_columns"])
+        payload = model_file.payload
         if model_type.isolate_loading and not model_file.verified:
-            probe_payload(name, model_file.payload, params, n_features=n_features)
+            # what the library wrote back in the child, never the file's own bytes
+            payload = probe_payload(name, payload, params, n_features=n_features)
         try:
-            model = model_type.from_bytes(model_file.payload, params, device=device)
+            model = model_type.from_bytes(payload, params, device=device)
         except (TypeError, ValueError) as exc:  # parameters the estimator does not take
             raise ModelFileError(f"its parameters are not valid for {name}: {exc}") from exc
         if not model_type.isolate_loading:

@@ -80,6 +80,53 @@ def test_crafted_corpus_is_refused_without_crash_or_traceback(
     assert len(refused) > len(results) // 3
 
 
+@pytest.mark.parametrize(
+    ("line", "crafted"),
+    [
+        (b"[min_gain_to_split: 0]", b"[min_gain_to_split; 0]"),  # crashed 1 process in 3
+        (b"[boosting: gbdt]", b"[boosting: gb\x9adt]"),
+        (b"[objective: binary]", b"[objective: binary"),
+    ],
+)
+def test_a_malformed_lightgbm_parameter_line_is_refused_before_lightgbm_reads_it(
+    line: bytes, crafted: bytes
+) -> None:
+    """LightGBM re-reads the parameters section when asked for the loaded parameters, and
+    a line without its ": " made it read past the text (a crash or not, by the memory
+    behind it): such a line is refused before any LightGBM call, the same every time."""
+    from marketpredictor_train.models.lgb import LightGBMModelType
+
+    payload = fitted("lgb").to_bytes()
+    assert line in payload
+    with pytest.raises(ModelFileError, match="malformed parameter line"):
+        LightGBMModelType.from_bytes(payload.replace(line, crafted, 1))
+    assert LightGBMModelType.from_bytes(payload).to_bytes() == payload  # the real one loads
+
+
+@pytest.mark.slow  # a probe helper process per library
+@pytest.mark.parametrize("type_name", ["xgb", "lgb"])
+def test_the_probe_hands_back_the_model_as_its_library_wrote_it(type_name: str) -> None:
+    """This process loads what the child's library wrote back from the model it read,
+    never the file's own bytes; for an honest payload that is the same model."""
+    import numpy as np
+    from crafted import N_FEATURES, SMALL_PARAMS
+
+    from marketpredictor_train.models.isolation import probe_payload
+    from marketpredictor_train.models.registry import get_model_type
+
+    model = fitted(type_name)
+    payload = model.to_bytes()
+    written = probe_payload(type_name, payload, SMALL_PARAMS[type_name], n_features=N_FEATURES)
+    assert written and written is not payload
+    rows = np.random.default_rng(5).normal(0, 2, size=(40, N_FEATURES))
+    again = get_model_type(type_name).from_bytes(written, SMALL_PARAMS[type_name])
+    np.testing.assert_array_equal(again.predict_proba(rows), model.predict_proba(rows))
+    # the probe of the same payload is remembered, bytes and all
+    assert (
+        probe_payload(type_name, payload, SMALL_PARAMS[type_name], n_features=N_FEATURES) == written
+    )
+
+
 def test_huge_header_length_is_refused_unread(tmp_path: Path) -> None:
     path = tmp_path / "huge.bin"
     huge_header(path)
