@@ -20,6 +20,7 @@ from marketpredictor_train.validation.report import (
     _Section,
     num,
     pct,
+    save_png,
 )
 
 POLICY_LABELS = {
@@ -169,17 +170,12 @@ def _plots(
     curves: Mapping[str, tuple[Sequence[Any], Sequence[float]]],
 ) -> list[Path]:
     import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    written = []
+    written: list[Path] = []
 
     def save(fig: Figure, name: str) -> None:
-        FigureCanvasAgg(fig)
-        fig.tight_layout()
-        path = folder / name
-        fig.savefig(path, format="png", dpi=100)
-        written.append(path)
+        written.append(save_png(fig, folder / name))
 
     fig = Figure(figsize=(9, 4.2))
     ax = fig.add_subplot()

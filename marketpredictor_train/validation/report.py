@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from marketpredictor_train.fileio import atomic_write_bytes
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from marketpredictor_train.validation.backtest import SkillEvidence, ValidationReport
     from marketpredictor_train.validation.intervals import Interval
     from marketpredictor_train.validation.trading import TradingView
@@ -496,18 +498,23 @@ def _html(title: str, sections: list[_Section], images: Mapping[str, Path]) -> s
 # ----------------------------------------------------------------------------- plots
 
 
-def _plots(report: ValidationReport, folder: Path) -> list[Path]:  # noqa: PLR0915 - four small plots drawn in sequence
+def save_png(fig: Figure, path: Path) -> Path:
+    """Draw ``fig`` with the Agg canvas (no display needed) into the PNG ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100)
+    return path
+
+
+def _plots(report: ValidationReport, folder: Path) -> list[Path]:  # noqa: PLR0915 - four small plots drawn in sequence
     from matplotlib.figure import Figure
 
-    written = []
+    written: list[Path] = []
 
     def save(fig: Figure, name: str) -> None:
-        FigureCanvasAgg(fig)
-        fig.tight_layout()
-        path = folder / name
-        fig.savefig(path, format="png", dpi=100)
-        written.append(path)
+        written.append(save_png(fig, folder / name))
 
     trading = report.trading
     if trading.dates:
