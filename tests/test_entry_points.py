@@ -87,3 +87,36 @@ def test_a_watched_process_exits_normally_so_profilers_write_their_results():
     finally:
         monitoring.free_tool_id(tool)
     assert not _monitored()
+
+
+_SHOW_ALLOCATOR = (
+    "import os, sys\n"
+    "from marketpredictor_train.cli import main\n"
+    "sys.argv = ['mptrain', '--version']\n"
+    "try:\n"
+    "    main()\n"
+    "except SystemExit:\n"
+    "    pass\n"
+    "print(repr(os.environ.get('_RJEM_MALLOC_CONF')), 'polars' in sys.modules)\n"
+)
+
+
+@pytest.mark.parametrize("given", [None, "dirty_decay_ms:5000"])
+def test_the_cli_sets_polars_allocator_options_before_polars_loads_unless_given(given):
+    import os
+
+    from marketpredictor_train.cli import POLARS_ALLOCATOR
+
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    if given is not None:
+        env["_RJEM_MALLOC_CONF"] = given
+    out = subprocess.run(
+        [sys.executable, "-c", _SHOW_ALLOCATOR],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    # set while Polars is not yet loaded: jemalloc reads it once, when Polars loads
+    assert out.stdout.splitlines()[-1].split() == [repr(given or POLARS_ALLOCATOR), "False"]

@@ -19,6 +19,9 @@ __all__ = ["app", "main"]
 # of MLflow, SQLAlchemy, scikit-learn, SciPy...) once a command has loaded them.
 _SLOW_TO_TEAR_DOWN = ("mlflow", "xgboost", "lightgbm", "sklearn")
 
+# jemalloc's options (read once, when Polars loads; a value set by the user wins).
+POLARS_ALLOCATOR = "background_thread:true,dirty_decay_ms:200,muzzy_decay_ms:200"
+
 
 def main() -> None:
     """Console entry point. After a command that loaded the heavy libraries, the process
@@ -28,6 +31,11 @@ def main() -> None:
 
     # Before any OpenMP library loads (see models/threads.py; kept import-free here).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Before Polars loads: its allocator (jemalloc) hands freed pages back to the system
+    # within a fraction of a second, from a background thread, instead of keeping them
+    # for ten seconds; the table build's freed memory is then not still held while the
+    # model fits.
+    os.environ.setdefault("_RJEM_MALLOC_CONF", POLARS_ALLOCATOR)
     try:
         app(prog_name="mptrain")
     except SystemExit as exc:

@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 
-def build_dataset(
+def build_dataset(  # noqa: PLR0913 - the prices, the spec, the cut and how to guard and store it
     ohlcv: pl.DataFrame,
     spec: FeatureSpec,
     *,
@@ -57,12 +57,14 @@ def build_dataset(
     purge_gap: int,
     membership: pl.DataFrame | None = None,
     check_lookahead: bool = True,
+    train_dtype: str = "float64",
 ) -> Dataset:
     """The guarded modelling table of a training run: cut chronologically (the dead band
     on training labels only; rows outside ``membership`` left out), training rows whose
     label reaches into the backtest purged, and the feature spec checked for look-ahead
     (TrainingError, exit 1, when it peeks; skipped with ``check_lookahead=False`` by a
-    caller that checked the same spec on the same data already)."""
+    caller that checked the same spec on the same data already). The training features
+    are ``train_dtype``: the model type's ``feature_dtype``."""
     dataset = cut_dataset(
         ohlcv,
         spec,
@@ -71,6 +73,7 @@ def build_dataset(
         backtest_months=backtest_months,
         purge_gap=purge_gap,
         membership=membership,
+        train_dtype=train_dtype,
     )
     return guards.guard_dataset(dataset, ohlcv, horizon, lookahead=check_lookahead)
 

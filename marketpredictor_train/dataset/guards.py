@@ -39,6 +39,7 @@ def enforce_purge(dataset: Dataset, ohlcv: pl.DataFrame, horizon: int) -> Datase
     the split itself (every training date before every backtest date)."""
     import dataclasses
 
+    import numpy as np
     import polars as pl
 
     window = dataset.window
@@ -52,32 +53,51 @@ def enforce_purge(dataset: Dataset, ohlcv: pl.DataFrame, horizon: int) -> Datase
                 hint="This is a bug in mptrain; please report it.",
             )
     # The price rows before the backtest whose label (``horizon`` of the ticker's own rows
-    # later) ends in the backtest or is unknown: a few per ticker, matched to the training
-    # rows instead of joining every training row to its label's end.
-    reaching = (
-        ohlcv.lazy()
-        .select("ticker", "date")
-        .sort("ticker", "date")
-        .with_columns(pl.col("date").shift(-horizon).over("ticker").alias("_label_end"))
-        .filter(
-            (pl.col("date") < window.backtest_start)
-            & (pl.col("_label_end").is_null() | (pl.col("_label_end") >= window.backtest_start))
-        )
-        .select("ticker", "date", pl.lit(True).alias("_leaks"))
-        .collect()
+    # later) ends in the backtest or is unknown: exactly each ticker's last ``horizon``
+    # rows before the backtest start. On rows sorted by (ticker, date) those are the rows
+    # whose ticker differs ``horizon`` rows on: found row-wise, without partitioning the
+    # prices by ticker.
+    before = ohlcv.select("ticker", "date").filter(pl.col("date") < window.backtest_start)
+    if not ordered_by_ticker_date(before):
+        before = before.sort("ticker", "date")
+    ticker = pl.col("ticker")
+    reaching = before.filter(ticker.shift(-horizon).ne_missing(ticker)).with_columns(
+        pl.lit(True).alias("_leaks")
     )
-    marked = dataset.train.join(reaching, on=["ticker", "date"], how="left", maintain_order="left")
-    leaking = marked.get_column("_leaks").fill_null(False)
-    n_leaking = int(leaking.sum())
+    del before
+    # Only training rows on or after the earliest such date can match, which are few:
+    # those are joined, not the whole training part (a join of 1M string keys held more
+    # memory than the training features).
+    if reaching.height == 0:
+        return dataset
+    first = reaching.get_column("date").min()
+    rows = dataset.train.select(pl.arg_where(pl.col("date") >= first)).to_series()
+    if rows.len() == 0:
+        return dataset
+    near = dataset.train.select("ticker", "date")[rows].with_columns(rows.alias("_row"))
+    hits = near.join(reaching, on=["ticker", "date"], how="inner").get_column("_row")
+    n_leaking = hits.len()
     if n_leaking == 0:
         return dataset
+    leaking = np.zeros(dataset.train.height, dtype=bool)
+    leaking[hits.to_numpy()] = True
     log.info(
         "Purged training rows whose label reaches into the backtest",
         rows=n_leaking,
         horizon=horizon,
     )
-    train = marked.filter(~leaking).drop("_leaks")
+    train = dataset.train.filter(pl.Series(~leaking))
     return dataclasses.replace(dataset, train=train)
+
+
+def ordered_by_ticker_date(frame: pl.DataFrame) -> bool:
+    """Whether ``frame`` (ticker, date) is sorted by ticker, then date."""
+    import polars as pl
+
+    ticker, day = pl.col("ticker"), pl.col("date")
+    previous = ticker.shift(1)
+    ahead = (ticker > previous) | ((ticker == previous) & (day >= day.shift(1)))
+    return bool(frame.select(ahead.slice(1).all()).item())
 
 
 def check_no_lookahead(

@@ -3,11 +3,13 @@ chronological train | purge gap | backtest cut (before the guards of :mod:`.guar
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from marketpredictor_train.dataset.split import SplitWindow, chronological_split
-from marketpredictor_train.errors import TrainingError
+from marketpredictor_train.errors import MptrainError, TrainingError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,19 +35,17 @@ class Dataset:
 
     def xy(self, part: pl.DataFrame, dtype: str = "float64") -> tuple[np.ndarray, np.ndarray]:
         """Features (n_rows x n_features, C order, ``dtype`` float64 or float32) and
-        labels of ``part``."""
+        labels of ``part``. The matrix is filled a column at a time: it is the only
+        full-size copy made."""
         import numpy as np
-        import polars as pl
 
-        columns = self.feature_columns
-        if dtype == "float32":
-            frame = part.select(pl.col(columns).cast(pl.Float32))
-        else:
-            frame = part.select(pl.col(columns).cast(pl.Float64))
-        return (
-            np.ascontiguousarray(frame.to_numpy()),
-            part.get_column("label").to_numpy(),
+        matrix = np.empty(
+            (part.height, len(self.feature_columns)),
+            dtype=np.float32 if dtype == "float32" else np.float64,
         )
+        for j, name in enumerate(self.feature_columns):
+            matrix[:, j] = part.get_column(name).to_numpy()
+        return matrix, part.get_column("label").to_numpy()
 
     def without_train_features(self) -> Dataset:
         """The same dataset whose training part keeps its keys and labels but not the
@@ -56,6 +56,14 @@ class Dataset:
         return dataclasses.replace(self, train=self.train.select(kept))
 
 
+# Rows of prices per piece of the table build (whole tickers, about 100 of ten years).
+# Features and labels read only their own ticker's rows, so the table is built a group of
+# tickers at a time and each group's intermediates are let go before the next: the
+# build's memory is then its result plus one group's working set, not every row's (the
+# whole-frame build of 500 tickers x 10 years held about 0.5 GB of intermediates).
+TABLE_PIECE_ROWS = 250_000
+
+
 def labelled_features(
     ohlcv: pl.DataFrame, spec: FeatureSpec, *, horizon: int, dead_band: float = 0.0
 ) -> pl.DataFrame:
@@ -63,11 +71,47 @@ def labelled_features(
     feature (warm-up) are dropped. Sorted by (ticker, date)."""
     import polars as pl
 
+    return pl.concat(list(_labelled_pieces(ohlcv, spec, horizon, dead_band)), rechunk=False)
+
+
+def _labelled_pieces(
+    ohlcv: pl.DataFrame,
+    spec: FeatureSpec,
+    horizon: int,
+    dead_band: float = 0.0,
+    dtype: str = "float64",
+) -> Iterator[pl.DataFrame]:
+    """The labelled features of whole groups of tickers, in ticker order (see
+    TABLE_PIECE_ROWS), their feature columns in ``dtype``; at least one piece."""
+    from marketpredictor_train.features import prepare_prices
+
+    prices = prepare_prices(ohlcv)  # sorted by (ticker, date), checked once
+    starts = _piece_starts(prices.get_column("ticker"), TABLE_PIECE_ROWS)
+    for begin, end in itertools.pairwise([*starts, prices.height]):
+        yield _labelled(prices.slice(begin, end - begin), spec, horizon, dead_band, dtype)
+
+
+def _piece_starts(tickers: pl.Series, rows: int) -> list[int]:
+    """Row offsets where a piece begins: a ticker's first row, about ``rows`` apart."""
+    import numpy as np
+
+    firsts = np.flatnonzero(tickers.is_first_distinct().to_numpy())
+    starts, next_at = [0], rows
+    for first in firsts[1:]:
+        if first >= next_at:
+            starts.append(int(first))
+            next_at = int(first) + rows
+    return starts
+
+
+def _labelled(
+    ohlcv: pl.DataFrame, spec: FeatureSpec, horizon: int, dead_band: float, dtype: str
+) -> pl.DataFrame:
+    import polars as pl
+
     from marketpredictor_train.features import build_features, make_labels, model_feature_names
 
     columns = model_feature_names(spec)
-    # Only the model's columns are built, and the feature frame is let go as soon as the
-    # join has it: building the table is a training run's memory peak.
     features = build_features(ohlcv, spec, only=columns)  # sorted by (ticker, date)
     labels = make_labels(ohlcv, horizon=horizon, dead_band=dead_band)
     keys = ["ticker", "date"]
@@ -80,7 +124,10 @@ def labelled_features(
     complete = pl.col("label").is_not_null() & pl.all_horizontal(
         [pl.col(c).is_not_null() & pl.col(c).is_finite() for c in columns]
     )
-    return table.filter(complete)
+    table = table.filter(complete)
+    if dtype == "float32":
+        table = table.with_columns(pl.col(columns).cast(pl.Float32))
+    return table
 
 
 def cut_dataset(
@@ -92,38 +139,62 @@ def cut_dataset(
     backtest_months: int,
     purge_gap: int,
     membership: pl.DataFrame | None = None,
+    train_dtype: str = "float64",
 ) -> Dataset:
     """Cut the labelled features into train and backtest; TrainingError when too small.
 
     The dead band applies to training labels only: moves inside the band are left out of
     what the model learns from, but the backtest scores every day, since which days will
     turn out small is not known when the prediction is made. With ``membership`` (ticker,
-    start, end) only rows inside a ticker's membership are kept, in both parts.
-    Runs use :func:`marketpredictor_train.dataset.build_dataset`, which also guards the cut."""
+    start, end) only rows inside a ticker's membership are kept, in both parts. The
+    training part's features are ``train_dtype`` (float32 for a model that bins float32
+    values anyway: half the memory); the backtest's stay float64, whichever model scores
+    them. Runs use :func:`marketpredictor_train.dataset.build_dataset`, which also guards
+    the cut."""
     import polars as pl
 
     from marketpredictor_train.features import model_feature_names
 
-    table = labelled_features(ohlcv, spec, horizon=horizon)
-    if membership is not None:
-        table = within_membership(table, membership)
-    if table.height == 0:
+    # The calendar comes from the prices, not the labelled rows, so the backtest is the
+    # last months of the market even when the last `horizon` days have no label yet.
+    window: SplitWindow | None = None
+    try:
+        window = chronological_split(
+            ohlcv.get_column("date"), backtest_months=backtest_months, purge_gap=purge_gap
+        )
+    except MptrainError as exc:  # raised once the table is known not to be empty
+        split_error = exc
+    columns = model_feature_names(spec)
+    train_parts, backtest_parts = [], []
+    rows = 0
+    # Each piece is cut as soon as it is built: the whole table is never held beside its
+    # two parts.
+    for piece in _labelled_pieces(ohlcv, spec, horizon):
+        if membership is not None:
+            piece = within_membership(piece, membership)
+        rows += piece.height
+        if window is None:
+            continue
+        train = piece.filter(pl.col("date") <= window.train_end)
+        if dead_band > 0:
+            train = train.filter(pl.col("forward_return").abs() > dead_band)
+        if train_dtype == "float32":
+            train = train.with_columns(pl.col(columns).cast(pl.Float32))
+        train_parts.append(train)
+        backtest_parts.append(piece.filter(pl.col("date") >= window.backtest_start))
+        del piece, train
+    if rows == 0:
         raise TrainingError(
             "Training failed - insufficient data",
             hint="No row has both complete features and a label; use a longer data period: "
             "--period 5y",
         )
-    # The calendar comes from the prices, not the labelled rows, so the backtest is the
-    # last months of the market even when the last `horizon` days have no label yet.
-    window = chronological_split(
-        ohlcv.get_column("date"), backtest_months=backtest_months, purge_gap=purge_gap
-    )
-    train = table.filter(pl.col("date") <= window.train_end)
-    if dead_band > 0:
-        train = train.filter(pl.col("forward_return").abs() > dead_band)
-    backtest = table.filter(pl.col("date") >= window.backtest_start)
+    if window is None:
+        raise split_error
+    train = pl.concat(train_parts, rechunk=False)
+    backtest = pl.concat(backtest_parts, rechunk=True)
     _check_enough(train, backtest)
-    return Dataset(spec, model_feature_names(spec), train, backtest, window)
+    return Dataset(spec, columns, train, backtest, window)
 
 
 def within_membership(table: pl.DataFrame, membership: pl.DataFrame) -> pl.DataFrame:

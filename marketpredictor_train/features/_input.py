@@ -71,6 +71,11 @@ def prepare(ohlcv: pl.DataFrame | pl.LazyFrame, columns: Sequence[str]) -> pl.Da
     return frame
 
 
+def prepare_prices(ohlcv: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """:func:`prepare` of every price column: what the features and the labels read."""
+    return prepare(ohlcv, PRICE_COLUMNS)
+
+
 def _strictly_ordered(frame: pl.DataFrame) -> bool:
     """Whether rows are already sorted by (ticker, date) with no repeated pair, the usual
     case for data from the data layer: then neither a sort nor a duplicate scan is needed."""

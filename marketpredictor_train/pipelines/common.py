@@ -157,8 +157,10 @@ def build_run_dataset(
     *,
     check_lookahead: bool = True,
 ) -> Dataset:
-    """The guarded modelling table (train | purge | backtest) of the loaded data."""
+    """The guarded modelling table (train | purge | backtest) of the loaded data, its
+    training features in the dtype the model type fits on."""
     from marketpredictor_train.dataset import build_dataset
+    from marketpredictor_train.models.registry import get_model_type
 
     with timer("features"):
         report(progress, "features", 0, 1, "building features")
@@ -171,6 +173,7 @@ def build_run_dataset(
             purge_gap=settings.purge_gap,
             membership=membership(settings),
             check_lookahead=check_lookahead,
+            train_dtype=get_model_type(settings.model_type).feature_dtype,
         )
         report(progress, "features", 1, 1, "features built")
     log.info(

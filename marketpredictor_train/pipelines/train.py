@@ -533,7 +533,8 @@ def _refit(
     the model, its number of rows and the last date it learned from."""
     import polars as pl
 
-    rows = pl.concat([dataset.train, dataset.backtest], how="vertical")
+    # (the training features may be float32, the backtest's are float64)
+    rows = pl.concat([dataset.train, dataset.backtest], how="vertical_relaxed")
     x, y = dataset.xy(rows, model_cls.feature_dtype)
     model = model_cls(params, device=device, seed=settings.seed)
     try:

@@ -234,16 +234,25 @@ def price_context(ohlcv: pl.DataFrame, rows: pl.DataFrame, horizon: int) -> pl.D
     ``horizon`` rows (known at the close of the row's date)."""
     import polars as pl
 
-    close = pl.col("close")
-    ctx = (
-        ohlcv.select("ticker", "date", "close")
-        .sort("ticker", "date")
-        .with_columns(
-            (close.shift(-1).over("ticker") / close - 1.0).alias("next_return"),
-            (close / close.shift(horizon).over("ticker") - 1.0).alias("past_return"),
-        )
-        .drop("close")
-    )
+    from marketpredictor_train.dataset.guards import ordered_by_ticker_date
+
+    prices = ohlcv.select("ticker", "date", "close")
+    if not ordered_by_ticker_date(prices):
+        prices = prices.sort("ticker", "date")
+    # On rows sorted by (ticker, date), a shift stays inside the ticker where the shifted
+    # ticker is the same: row-wise, without partitioning every price row by ticker.
+    ticker, close = pl.col("ticker"), pl.col("close")
+    first = rows.get_column("date").min()
+    ctx = prices.select(
+        "ticker",
+        "date",
+        pl.when(ticker.shift(-1) == ticker)
+        .then(close.shift(-1) / close - 1.0)
+        .alias("next_return"),
+        pl.when(ticker.shift(horizon) == ticker)
+        .then(close / close.shift(horizon) - 1.0)
+        .alias("past_return"),
+    ).filter(pl.col("date") >= first)
     return (
         rows.select("ticker", "date")
         .with_row_index("_row")

@@ -71,6 +71,7 @@ def test_two_workers_share_one_study_and_their_counts_add_up(postgres_url, tmp_p
     results = [json.loads((tmp_path / f"machine{i}" / "result.json").read_text()) for i in (1, 2)]
     assert [r["trials_run"] for r in results] == [4, 4]
     study = _study(postgres_url, name)
+
     # The worker that finished last saw every trial finished (the other one may have read
     # the study while a trial of its peer was still running): its best is the study's best.
     def finished_seen(result):
