@@ -82,6 +82,18 @@ class ModelType(ABC):
         self.fit(X, y)
 
     @classmethod
+    def prepare_fit(cls, X: np.ndarray, y: np.ndarray, *, device: str = "cpu") -> Any:
+        """The model library's own training structure of (``X``, ``y``), for a type that
+        has one (XGBoost's quantised matrix): a run builds it, lets go of ``X`` and fits
+        with :meth:`fit_prepared`, so the float matrix is not held while the model fits.
+        None (the default): the type fits on the arrays, with :meth:`fit`."""
+        return None
+
+    def fit_prepared(self, prepared: Any) -> None:
+        """Fit on what :meth:`prepare_fit` returned: the very model ``fit(X, y)`` makes."""
+        raise NotImplementedError(f"{self.name} has no prepare_fit")
+
+    @classmethod
     def prepare_fold(
         cls,
         X: np.ndarray,

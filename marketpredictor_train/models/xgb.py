@@ -57,6 +57,36 @@ class XGBModelType(ModelType):
         self._model = self._build()
         self._model.fit(X, y, verbose=False)
 
+    @classmethod
+    def prepare_fit(cls, X: np.ndarray, y: np.ndarray, *, device: str = "cpu") -> Any:
+        """The quantised matrix XGBClassifier.fit would build from (X, y)."""
+        import numpy as np
+        import xgboost
+
+        classes = np.unique(y)
+        if classes.shape != (2,) or not (classes == (0, 1)).all():
+            # what XGBClassifier.fit refuses, refused before any matrix is built
+            raise ValueError(f"Invalid classes inferred from unique values of `y`: {classes}")
+        model = cls(device=device)._build()
+        return xgboost.QuantileDMatrix(
+            X, label=y, missing=model.missing, nthread=model.n_jobs, max_bin=model.max_bin
+        )
+
+    def fit_prepared(self, prepared: Any) -> None:
+        import xgboost
+
+        model = self._build()
+        # The parameters and rounds XGBClassifier.fit trains with, on the matrix it builds;
+        # the classifier then holds the booster as it holds a loaded model.
+        booster = xgboost.train(
+            model.get_xgb_params(),
+            prepared,
+            num_boost_round=model.get_num_boosting_rounds(),
+            verbose_eval=False,
+        )
+        model.load_model(bytearray(booster.save_raw(raw_format="ubj")))
+        self._model = model
+
     def fit_with_validation(
         self,
         X: np.ndarray,

@@ -1,0 +1,102 @@
+"""A model type's own training structure (XGBoost's quantised matrix, ``prepare_fit``):
+the model fitted on it is the model ``fit`` makes, byte for byte, and a run lets the float
+matrix go before either of its fits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from marketpredictor_train.models.registry import get_model_type
+from marketpredictor_train.models.xgb import XGBModelType
+from marketpredictor_train.pipelines import train as train_pipeline
+
+
+def _rows(n=3_000, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 6)).astype(np.float32)
+    y = (x[:, 0] + rng.standard_normal(n) > 0).astype(np.int8)
+    return x, y
+
+
+@pytest.mark.parametrize(
+    "params",
+    [None, {"n_estimators": 20, "max_depth": 3, "subsample": 0.7, "colsample_bytree": 0.8}],
+)
+def test_xgboost_fitted_on_its_prepared_matrix_is_the_model_fit_makes(params):
+    x, y = _rows()
+    plain = XGBModelType(params, seed=7)
+    plain.fit(x, y)
+    prepared = XGBModelType(params, seed=7)
+    prepared.fit_prepared(XGBModelType.prepare_fit(x, y))
+    assert prepared.to_bytes() == plain.to_bytes()
+    np.testing.assert_array_equal(prepared.predict_proba(x), plain.predict_proba(x))
+    np.testing.assert_array_equal(prepared.feature_importance(), plain.feature_importance())
+
+
+def test_labels_of_one_class_are_refused_before_a_matrix_is_built():
+    x, _ = _rows()
+    with pytest.raises(ValueError, match="Invalid classes"):
+        XGBModelType.prepare_fit(x, np.ones(len(x), dtype=np.int8))
+
+
+def test_a_model_type_without_a_structure_of_its_own_fits_on_the_arrays():
+    rf = get_model_type("rf")
+    x, y = _rows(300)
+    assert rf.prepare_fit(x, y) is None
+    with pytest.raises(NotImplementedError):
+        rf().fit_prepared(object())
+
+
+def _settings(tmp_path, **overrides):
+    from marketpredictor_train.config import load_settings
+
+    return load_settings(
+        source="sample",
+        tickers="AAPL,MSFT",
+        period="2y",
+        cv_folds=2,
+        mlflow=False,
+        models_dir=tmp_path / "models",
+        cache_dir=tmp_path / "cache",
+        **overrides,
+    )
+
+
+@pytest.fixture
+def small(tmp_path):
+    from marketpredictor_train.pipelines.common import prepare_data
+    from marketpredictor_train.progress import StepTimer
+
+    settings = _settings(tmp_path)
+    return settings, prepare_data(settings, StepTimer(), None)[1]
+
+
+def test_a_run_lets_the_matrix_go_before_it_fits_and_fits_the_same_models(small, monkeypatch):
+    settings, dataset = small
+    xgb = get_model_type("xgb")
+    params = {**xgb.default_params, "n_estimators": 30}
+    events = []
+    release = train_pipeline._TrainingRows.release
+    fit_prepared = XGBModelType.fit_prepared
+
+    def releasing(self):
+        events.append("release")
+        release(self)
+
+    def fitting(self, prepared):
+        events.append("fit")
+        fit_prepared(self, prepared)
+
+    monkeypatch.setattr(train_pipeline._TrainingRows, "release", releasing)
+    monkeypatch.setattr(XGBModelType, "fit_prepared", fitting)
+    model, calibrator = train_pipeline.fit_model(settings, xgb, params, "cpu", dataset)
+    assert events == ["release", "fit", "fit"]  # calibration fit, then the model's
+    assert calibrator is not None
+
+    # the same run on the arrays (as before prepare_fit) gives the same two models
+    monkeypatch.setattr(XGBModelType, "prepare_fit", classmethod(lambda cls, x, y, **k: None))
+    plain, plain_calibrator = train_pipeline.fit_model(settings, xgb, params, "cpu", dataset)
+    assert events == ["release", "fit", "fit"]  # nothing prepared, nothing released
+    assert model.to_bytes() == plain.to_bytes()
+    assert calibrator.to_dict() == plain_calibrator.to_dict()
