@@ -179,8 +179,9 @@ def _plots(
 
     fig = Figure(figsize=(9, 4.2))
     ax = fig.add_subplot()
+    labels = legend_labels({name: equity for name, (_, equity) in curves.items()})
     for name, (days, equity) in curves.items():
-        ax.plot(list(days), list(equity), label=POLICY_LABELS[name], **_STYLES[name])
+        ax.plot(list(days), list(equity), label=labels[name], **_STYLES[name])
     ax.set_title("Equity of each policy (long when it says up, after costs)")
     ax.set_ylabel("growth of 1")
     ax.legend(loc="best", fontsize="small")
@@ -191,18 +192,25 @@ def _plots(
     if days:
         fig = Figure(figsize=(9, 4.2))
         ax = fig.add_subplot()
-        for name in ("gated", "always_retrain", "never_retrain", "always_up"):
-            values = np.array(
-                [
-                    np.nan
-                    if s["policies"][name]["accuracy"] is None
-                    else s["policies"][name]["accuracy"]
-                    for s in steps
-                ],
-                dtype=float,
+        rolling = {
+            name: _rolling(
+                np.array(
+                    [
+                        np.nan
+                        if s["policies"][name]["accuracy"] is None
+                        else s["policies"][name]["accuracy"]
+                        for s in steps
+                    ],
+                    dtype=float,
+                )
             )
-            ax.plot(days, _rolling(values), label=POLICY_LABELS[name], **_STYLES[name])
-        ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+            for name in ("gated", "always_retrain", "never_retrain", "always_up")
+        }
+        labels = legend_labels(rolling)
+        for name, values in rolling.items():
+            ax.plot(days, values, label=labels[name], **_STYLES[name])
+        # dotted and light: not to be read as always-up's dashed grey line
+        ax.axhline(0.5, color="#b0b0b0", linestyle=":", linewidth=1, label="50% (a coin)")
         promoted = [d for d, s in zip(days, steps, strict=True) if s["promoted"]]
         if promoted:
             ax.plot(
@@ -223,6 +231,31 @@ def _plots(
         fig.autofmt_xdate()
         save(fig, "accuracy.png")
     return written
+
+
+def legend_labels(lines: Mapping[str, Sequence[float]]) -> dict[str, str]:
+    """Each policy's legend label; a line equal to one drawn before it (a policy that
+    made the same calls, so its line lies under the other) says so: "always retrain
+    (same as gated)"."""
+    import numpy as np
+
+    labels: dict[str, str] = {}
+    drawn: list[tuple[str, np.ndarray]] = []
+    for name, values in lines.items():
+        line = np.asarray(values, dtype=float)
+        twin = next(
+            (
+                other
+                for other, seen in drawn
+                if seen.shape == line.shape and np.array_equal(seen, line, equal_nan=True)
+            ),
+            None,
+        )
+        labels[name] = POLICY_LABELS[name]
+        if twin is not None:
+            labels[name] += f" (same as {POLICY_LABELS[twin].split(' (')[0]})"
+        drawn.append((name, line))
+    return labels
 
 
 def _rolling(values: Any) -> Any:
