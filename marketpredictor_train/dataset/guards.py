@@ -42,6 +42,8 @@ def enforce_purge(dataset: Dataset, ohlcv: pl.DataFrame, horizon: int) -> Datase
     import numpy as np
     import polars as pl
 
+    from marketpredictor_train.features import ordered_by_ticker_date
+
     window = dataset.window
     if dataset.train.height and dataset.backtest.height:
         train_last = cast(date, dataset.train.get_column("date").max())
@@ -88,16 +90,6 @@ def enforce_purge(dataset: Dataset, ohlcv: pl.DataFrame, horizon: int) -> Datase
     )
     train = dataset.train.filter(pl.Series(~leaking))
     return dataclasses.replace(dataset, train=train)
-
-
-def ordered_by_ticker_date(frame: pl.DataFrame) -> bool:
-    """Whether ``frame`` (ticker, date) is sorted by ticker, then date."""
-    import polars as pl
-
-    ticker, day = pl.col("ticker"), pl.col("date")
-    previous = ticker.shift(1)
-    ahead = (ticker > previous) | ((ticker == previous) & (day >= day.shift(1)))
-    return bool(frame.select(ahead.slice(1).all()).item())
 
 
 def check_no_lookahead(

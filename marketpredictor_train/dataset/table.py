@@ -75,20 +75,16 @@ def labelled_features(
 
 
 def _labelled_pieces(
-    ohlcv: pl.DataFrame,
-    spec: FeatureSpec,
-    horizon: int,
-    dead_band: float = 0.0,
-    dtype: str = "float64",
+    ohlcv: pl.DataFrame, spec: FeatureSpec, horizon: int, dead_band: float = 0.0
 ) -> Iterator[pl.DataFrame]:
     """The labelled features of whole groups of tickers, in ticker order (see
-    TABLE_PIECE_ROWS), their feature columns in ``dtype``; at least one piece."""
+    TABLE_PIECE_ROWS); at least one piece."""
     from marketpredictor_train.features import prepare_prices
 
     prices = prepare_prices(ohlcv)  # sorted by (ticker, date), checked once
     starts = _piece_starts(prices.get_column("ticker"), TABLE_PIECE_ROWS)
     for begin, end in itertools.pairwise([*starts, prices.height]):
-        yield _labelled(prices.slice(begin, end - begin), spec, horizon, dead_band, dtype)
+        yield _labelled(prices.slice(begin, end - begin), spec, horizon, dead_band)
 
 
 def _piece_starts(tickers: pl.Series, rows: int) -> list[int]:
@@ -105,7 +101,7 @@ def _piece_starts(tickers: pl.Series, rows: int) -> list[int]:
 
 
 def _labelled(
-    ohlcv: pl.DataFrame, spec: FeatureSpec, horizon: int, dead_band: float, dtype: str
+    ohlcv: pl.DataFrame, spec: FeatureSpec, horizon: int, dead_band: float
 ) -> pl.DataFrame:
     import polars as pl
 
@@ -124,10 +120,7 @@ def _labelled(
     complete = pl.col("label").is_not_null() & pl.all_horizontal(
         [pl.col(c).is_not_null() & pl.col(c).is_finite() for c in columns]
     )
-    table = table.filter(complete)
-    if dtype == "float32":
-        table = table.with_columns(pl.col(columns).cast(pl.Float32))
-    return table
+    return table.filter(complete)
 
 
 def cut_dataset(

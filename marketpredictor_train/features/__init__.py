@@ -3,7 +3,7 @@ without look-ahead; see :func:`build_features` and :class:`FeatureSpec`."""
 
 from __future__ import annotations
 
-from marketpredictor_train.features._input import prepare_prices
+from marketpredictor_train.features._input import ordered_by_ticker_date, prepare_prices
 from marketpredictor_train.features.labels import make_labels
 from marketpredictor_train.features.pipeline import (
     build_features,
@@ -27,6 +27,7 @@ __all__ = [
     "feature_names",
     "make_labels",
     "model_feature_names",
+    "ordered_by_ticker_date",
     "prepare_prices",
     "warmup_rows",
 ]

@@ -65,7 +65,7 @@ def prepare(ohlcv: pl.DataFrame | pl.LazyFrame, columns: Sequence[str]) -> pl.Da
     ).collect()
     _check_missing_values(frame, columns)
     _check_signs(frame, columns)
-    if not _strictly_ordered(frame):
+    if not ordered_by_ticker_date(frame):
         frame = frame.sort("ticker", "date")
         _check_duplicates(frame)
     return frame
@@ -76,7 +76,7 @@ def prepare_prices(ohlcv: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     return prepare(ohlcv, PRICE_COLUMNS)
 
 
-def _strictly_ordered(frame: pl.DataFrame) -> bool:
+def ordered_by_ticker_date(frame: pl.DataFrame) -> bool:
     """Whether rows are already sorted by (ticker, date) with no repeated pair, the usual
     case for data from the data layer: then neither a sort nor a duplicate scan is needed."""
     ticker, date = pl.col("ticker"), pl.col("date")

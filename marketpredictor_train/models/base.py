@@ -81,12 +81,12 @@ class ModelType(ABC):
         the tuner then prunes between folds only."""
         self.fit(X, y)
 
-    @classmethod
-    def prepare_fit(cls, X: np.ndarray, y: np.ndarray, *, device: str = "cpu") -> Any:
-        """The model library's own training structure of (``X``, ``y``), for a type that
-        has one (XGBoost's quantised matrix): a run builds it, lets go of ``X`` and fits
-        with :meth:`fit_prepared`, so the float matrix is not held while the model fits.
-        None (the default): the type fits on the arrays, with :meth:`fit`."""
+    def prepare_fit(self, X: np.ndarray, y: np.ndarray) -> Any:
+        """The model library's own training structure of (``X``, ``y``), built with this
+        model's parameters, for a type that has one (XGBoost's quantised matrix): a run
+        builds it, lets go of ``X`` and fits with :meth:`fit_prepared`, so the float
+        matrix is not held while the model fits. None (the default): the type fits on the
+        arrays, with :meth:`fit`."""
         return None
 
     def fit_prepared(self, prepared: Any) -> None:

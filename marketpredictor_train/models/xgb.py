@@ -57,9 +57,9 @@ class XGBModelType(ModelType):
         self._model = self._build()
         self._model.fit(X, y, verbose=False)
 
-    @classmethod
-    def prepare_fit(cls, X: np.ndarray, y: np.ndarray, *, device: str = "cpu") -> Any:
-        """The quantised matrix XGBClassifier.fit would build from (X, y)."""
+    def prepare_fit(self, X: np.ndarray, y: np.ndarray) -> Any:
+        """The quantised matrix XGBClassifier.fit would build from (X, y) with this
+        model's parameters (its ``max_bin`` among them)."""
         import numpy as np
         import xgboost
 
@@ -67,7 +67,7 @@ class XGBModelType(ModelType):
         if classes.shape != (2,) or not (classes == (0, 1)).all():
             # what XGBClassifier.fit refuses, refused before any matrix is built
             raise ValueError(f"Invalid classes inferred from unique values of `y`: {classes}")
-        model = cls(device=device)._build()
+        model = self._build()
         return xgboost.QuantileDMatrix(
             X, label=y, missing=model.missing, nthread=model.n_jobs, max_bin=model.max_bin
         )

@@ -314,19 +314,29 @@ class _TrainingRows:
 
 @dataclass
 class _Fit:
-    """One fit to make: its rows as arrays, or as the model library's own structure."""
+    """One fit to make: the model, and its rows as arrays or as the model library's own
+    structure of them."""
 
+    model: ModelType
     x: np.ndarray | None
     y: np.ndarray
     prepared: Any = None
 
-    def prepare(self, model_cls: type[ModelType], device: str) -> None:
+    def prepare(self) -> None:
         """Build the library's structure of the rows (``prepare_fit``) and let the
         arrays go; nothing for a type without one."""
         assert self.x is not None
-        self.prepared = model_cls.prepare_fit(self.x, self.y, device=device)
+        self.prepared = self.model.prepare_fit(self.x, self.y)
         if self.prepared is not None:
             self.x = None
+
+    def run(self) -> ModelType:
+        if self.prepared is not None:
+            self.model.fit_prepared(self.prepared)
+        else:
+            assert self.x is not None
+            self.model.fit(self.x, self.y)
+        return self.model
 
 
 def _fit_on(  # noqa: PLR0913 - what to fit, on which rows, and how to report it
@@ -342,28 +352,32 @@ def _fit_on(  # noqa: PLR0913 - what to fit, on which rows, and how to report it
     calibration rows and of every row are built first, one after the other, and the
     float matrix is then let go: neither fit holds it (500 tickers x 10 years: 117 MB in
     float32, and 94 MB more for the calibration rows' copy)."""
+
+    def new_model() -> ModelType:
+        return model_cls(params, device=device, seed=settings.seed)
+
     calibrator = None
     calibration = _calibration_rows(settings, dataset, rows)
     if calibration is not None:
         x_valid = rows.matrix()[calibration.valid_rows]
-        first = _Fit(rows.matrix()[calibration.train_rows], rows.y[calibration.train_rows])
+        first = _Fit(
+            new_model(), rows.matrix()[calibration.train_rows], rows.y[calibration.train_rows]
+        )
         try:
-            first.prepare(model_cls, device)
+            first.prepare()
         except Exception as exc:
             raise _calibration_failed(model_cls, exc) from exc
-    last = _Fit(rows.matrix(), rows.y)
+    last = _Fit(new_model(), rows.matrix(), rows.y)
     try:
-        last.prepare(model_cls, device)
+        last.prepare()
     except Exception as exc:
         raise _fit_failed(model_cls, exc) from exc
     if last.prepared is not None:
         rows.release()
     if calibration is not None:
-        calibrator = _calibrator(
-            settings, model_cls, params, device, calibration, first, x_valid, rows.y
-        )
+        calibrator = _calibrator(settings, model_cls, calibration, first, x_valid, rows.y)
         del first, x_valid
-    return _fit(model_cls, params, device, settings, last, progress), calibrator
+    return _fit(model_cls, last, progress), calibrator
 
 
 def _fit_failed(model_cls: type[ModelType], exc: Exception) -> TrainingError:
@@ -380,32 +394,16 @@ def _calibration_failed(model_cls: type[ModelType], exc: Exception) -> TrainingE
     )
 
 
-def _fit(
-    model_cls: type[ModelType],
-    params: dict[str, Any],
-    device: str,
-    settings: Settings,
-    fit: _Fit,
-    progress: ProgressCallback | None,
-) -> ModelType:
-    model = model_cls(params, device=device, seed=settings.seed)
+def _fit(model_cls: type[ModelType], fit: _Fit, progress: ProgressCallback | None) -> ModelType:
     report(progress, "fit", 0, 1, f"fitting {model_cls.name} on {len(fit.y)} rows")
     try:
-        _fit_model(model, fit)
+        model = fit.run()
     except MptrainError:
         raise
     except Exception as exc:
         raise _fit_failed(model_cls, exc) from exc
     report(progress, "fit", 1, 1, f"{model_cls.name} fitted")
     return model
-
-
-def _fit_model(model: ModelType, fit: _Fit) -> None:
-    if fit.prepared is not None:
-        model.fit_prepared(fit.prepared)
-    else:
-        assert fit.x is not None
-        model.fit(fit.x, fit.y)
 
 
 def _calibration_rows(settings: Settings, dataset: Dataset, rows: _TrainingRows) -> Fold | None:
@@ -425,11 +423,9 @@ def _calibration_rows(settings: Settings, dataset: Dataset, rows: _TrainingRows)
         return None
 
 
-def _calibrator(  # noqa: PLR0913 - the model to fit, its rows, and the rows it maps
+def _calibrator(
     settings: Settings,
     model_cls: type[ModelType],
-    params: dict[str, Any],
-    device: str,
     fold: Fold,
     fit: _Fit,
     x_valid: np.ndarray,
@@ -441,8 +437,7 @@ def _calibrator(  # noqa: PLR0913 - the model to fit, its rows, and the rows it 
     from marketpredictor_train.models.calibration import fit_calibrator
 
     try:
-        model = model_cls(params, device=device, seed=settings.seed)
-        _fit_model(model, fit)
+        model = fit.run()
     except MptrainError as exc:
         log.warning(f"Probabilities are not calibrated: {exc.message}")
         return None

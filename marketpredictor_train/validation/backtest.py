@@ -234,7 +234,7 @@ def price_context(ohlcv: pl.DataFrame, rows: pl.DataFrame, horizon: int) -> pl.D
     ``horizon`` rows (known at the close of the row's date)."""
     import polars as pl
 
-    from marketpredictor_train.dataset.guards import ordered_by_ticker_date
+    from marketpredictor_train.features import ordered_by_ticker_date
 
     prices = ohlcv.select("ticker", "date", "close")
     if not ordered_by_ticker_date(prices):
@@ -242,7 +242,6 @@ def price_context(ohlcv: pl.DataFrame, rows: pl.DataFrame, horizon: int) -> pl.D
     # On rows sorted by (ticker, date), a shift stays inside the ticker where the shifted
     # ticker is the same: row-wise, without partitioning every price row by ticker.
     ticker, close = pl.col("ticker"), pl.col("close")
-    first = rows.get_column("date").min()
     ctx = prices.select(
         "ticker",
         "date",
@@ -252,7 +251,9 @@ def price_context(ohlcv: pl.DataFrame, rows: pl.DataFrame, horizon: int) -> pl.D
         pl.when(ticker.shift(horizon) == ticker)
         .then(close / close.shift(horizon) - 1.0)
         .alias("past_return"),
-    ).filter(pl.col("date") >= first)
+    )
+    if rows.height:  # only the dates the rows need (the shifts read the earlier rows first)
+        ctx = ctx.filter(pl.col("date") >= rows.get_column("date").min())
     return (
         rows.select("ticker", "date")
         .with_row_index("_row")

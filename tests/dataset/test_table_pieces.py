@@ -148,3 +148,11 @@ def test_price_context_is_each_ticker_s_own_next_and_past_return(horizon):
         np.testing.assert_allclose(
             got.get_column(name).to_numpy(), want.get_column(name).to_numpy(), rtol=0, atol=0
         )
+
+
+def test_price_context_of_no_rows_is_empty_and_quiet(recwarn):
+    frame = _awkward_market()
+    got = price_context(frame, frame.select("ticker", "date").clear(), 1)
+    assert got.height == 0
+    assert got.columns == ["ticker", "date", "next_return", "past_return"]
+    assert not [w for w in recwarn if "polars" in str(w.filename) or "None" in str(w.message)]

@@ -21,14 +21,18 @@ def _rows(n=3_000, seed=0):
 
 @pytest.mark.parametrize(
     "params",
-    [None, {"n_estimators": 20, "max_depth": 3, "subsample": 0.7, "colsample_bytree": 0.8}],
+    [
+        None,
+        {"n_estimators": 20, "max_depth": 3, "subsample": 0.7, "colsample_bytree": 0.8},
+        {"n_estimators": 20, "max_bin": 32},  # the matrix is binned as the model says
+    ],
 )
 def test_xgboost_fitted_on_its_prepared_matrix_is_the_model_fit_makes(params):
     x, y = _rows()
     plain = XGBModelType(params, seed=7)
     plain.fit(x, y)
     prepared = XGBModelType(params, seed=7)
-    prepared.fit_prepared(XGBModelType.prepare_fit(x, y))
+    prepared.fit_prepared(prepared.prepare_fit(x, y))
     assert prepared.to_bytes() == plain.to_bytes()
     np.testing.assert_array_equal(prepared.predict_proba(x), plain.predict_proba(x))
     np.testing.assert_array_equal(prepared.feature_importance(), plain.feature_importance())
@@ -37,13 +41,13 @@ def test_xgboost_fitted_on_its_prepared_matrix_is_the_model_fit_makes(params):
 def test_labels_of_one_class_are_refused_before_a_matrix_is_built():
     x, _ = _rows()
     with pytest.raises(ValueError, match="Invalid classes"):
-        XGBModelType.prepare_fit(x, np.ones(len(x), dtype=np.int8))
+        XGBModelType().prepare_fit(x, np.ones(len(x), dtype=np.int8))
 
 
 def test_a_model_type_without_a_structure_of_its_own_fits_on_the_arrays():
     rf = get_model_type("rf")
     x, y = _rows(300)
-    assert rf.prepare_fit(x, y) is None
+    assert rf().prepare_fit(x, y) is None
     with pytest.raises(NotImplementedError):
         rf().fit_prepared(object())
 
@@ -72,10 +76,15 @@ def small(tmp_path):
     return settings, prepare_data(settings, StepTimer(), None)[1]
 
 
-def test_a_run_lets_the_matrix_go_before_it_fits_and_fits_the_same_models(small, monkeypatch):
+@pytest.mark.parametrize("max_bin", [None, 64])
+def test_a_run_lets_the_matrix_go_before_it_fits_and_fits_the_same_models(
+    small, monkeypatch, max_bin
+):
     settings, dataset = small
     xgb = get_model_type("xgb")
     params = {**xgb.default_params, "n_estimators": 30}
+    if max_bin is not None:  # e.g. from a best_hyperparameters.json written by hand
+        params["max_bin"] = max_bin
     events = []
     release = train_pipeline._TrainingRows.release
     fit_prepared = XGBModelType.fit_prepared
@@ -95,7 +104,7 @@ def test_a_run_lets_the_matrix_go_before_it_fits_and_fits_the_same_models(small,
     assert calibrator is not None
 
     # the same run on the arrays (as before prepare_fit) gives the same two models
-    monkeypatch.setattr(XGBModelType, "prepare_fit", classmethod(lambda cls, x, y, **k: None))
+    monkeypatch.setattr(XGBModelType, "prepare_fit", lambda self, x, y: None)
     plain, plain_calibrator = train_pipeline.fit_model(settings, xgb, params, "cpu", dataset)
     assert events == ["release", "fit", "fit"]  # nothing prepared, nothing released
     assert model.to_bytes() == plain.to_bytes()
