@@ -120,3 +120,36 @@ def test_the_cli_sets_polars_allocator_options_before_polars_loads_unless_given(
     assert out.returncode == 0, out.stderr
     # set while Polars is not yet loaded: jemalloc reads it once, when Polars loads
     assert out.stdout.splitlines()[-1].split() == [repr(given or POLARS_ALLOCATOR), "False"]
+
+
+_BOOTSTRAP_AFTER_MAIN = (
+    "import sys, warnings\n"
+    "from marketpredictor_train.cli import main\n"
+    "sys.argv = ['mptrain', '--version']\n"
+    "try:\n"
+    "    main()\n"
+    "except SystemExit:\n"
+    "    pass\n"
+    "import numpy as np\n"
+    "warnings.simplefilter('error')\n"
+    "from marketpredictor_train.validation.bootstrap import day_blocks, return_blocks\n"
+    "rng = np.random.default_rng(0)\n"
+    "blocks = return_blocks(rng.standard_normal((300, 2)) * 0.01, resamples=50)\n"
+    "days = day_blocks(np.repeat(np.arange(120), 3), horizon=5, resamples=50)\n"
+    "print(blocks.draws.shape, days.draws.shape, 'numba' in sys.modules)\n"
+)
+
+
+def test_the_cli_runs_the_block_bootstraps_without_loading_numba():
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "ARCH_DISABLE_NUMBA"}
+    out = subprocess.run(
+        [sys.executable, "-c", _BOOTSTRAP_AFTER_MAIN],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]  # no PerformanceWarning either
+    assert out.stdout.splitlines()[-1] == "(50, 300) (50, 120) False"

@@ -36,6 +36,10 @@ def main() -> None:
     # for ten seconds; the table build's freed memory is then not still held while the
     # model fits.
     os.environ.setdefault("_RJEM_MALLOC_CONF", POLARS_ALLOCATOR)
+    # arch loads numba (and LLVM) only for its JIT-compiled recursions, none of which
+    # the block bootstraps use (their sampler is compiled): without it a run holds about
+    # 50 MB less and its imports take 1.5 s less. A value set by the user wins.
+    os.environ.setdefault("ARCH_DISABLE_NUMBA", "1")
     try:
         app(prog_name="mptrain")
     except SystemExit as exc:

@@ -106,6 +106,7 @@ def fitting_threads(settings: Settings, dataset: Dataset) -> Iterator[int]:
     from marketpredictor_train.models.threads import available_cpus, choose_threads, using_threads
 
     threads = choose_threads(settings.threads, dataset.train.height)
+    del dataset  # this frame lives as long as the block: it must not keep the rows alive
     log.info("Fit threads", threads=threads, available_cores=available_cpus())
     with using_threads(threads):
         yield threads

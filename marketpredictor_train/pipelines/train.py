@@ -147,8 +147,10 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
         if not settings.skip_validation:
             import_in_background((*EVALUATION_MODULES, *REPORT_MODULES))
         with timer("fit"):
-            dataset, calibrator, model = _fit_stage(
-                settings, model_cls, params, device, dataset, progress
+            # Rebinding `dataset` lets its training features go while the model fits.
+            rows, dataset = _training_rows(settings, model_cls, dataset)
+            model, calibrator = _fit_on(
+                settings, model_cls, params, device, dataset, rows, progress
             )
 
         store = ModelStore(settings.models_dir)
@@ -263,22 +265,14 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
         )
 
 
-def _fit_stage(
-    settings: Settings,
-    model_cls: type[ModelType],
-    params: dict[str, Any],
-    device: str,
-    dataset: Dataset,
-    progress: ProgressCallback | None,
-) -> tuple[Dataset, Calibrator | None, ModelType]:
-    """The calibration fit and the model's fit on one training matrix; the dataset comes
-    back without its training features (unless --refit needs them again), so the frame
-    and the matrix are not both held while the model fits."""
+def _training_rows(
+    settings: Settings, model_cls: type[ModelType], dataset: Dataset
+) -> tuple[_TrainingRows, Dataset]:
+    """The training matrix and labels, and the dataset without its training features
+    (unless --refit needs them again): once the caller drops the dataset it had, the
+    frame and the matrix are not both held while the model fits."""
     rows = _TrainingRows(*dataset.xy(dataset.train, model_cls.feature_dtype))
-    if not settings.refit:
-        dataset = dataset.without_train_features()
-    model, calibrator = _fit_on(settings, model_cls, params, device, dataset, rows, progress)
-    return dataset, calibrator, model
+    return rows, dataset if settings.refit else dataset.without_train_features()
 
 
 def fit_model(

@@ -109,3 +109,33 @@ def test_a_run_lets_the_matrix_go_before_it_fits_and_fits_the_same_models(
     assert events == ["release", "fit", "fit"]  # nothing prepared, nothing released
     assert model.to_bytes() == plain.to_bytes()
     assert calibrator.to_dict() == plain_calibrator.to_dict()
+
+
+def test_a_train_holds_no_training_features_while_the_model_fits(tmp_path, monkeypatch):
+    """The feature frame of the training part (as big as the float matrix) is let go
+    once the matrix is built: nothing of the run (its locals, the fit-threads block)
+    keeps it alive while the model fits."""
+    import gc
+    import weakref
+
+    built = []
+    prepare_data = train_pipeline.prepare_data
+
+    def recording(settings, timer, progress):
+        loaded, dataset = prepare_data(settings, timer, progress)
+        built.append(weakref.ref(dataset.train))
+        return loaded, dataset
+
+    alive_at_fit = []
+    fit_prepared = XGBModelType.fit_prepared
+
+    def fitting(self, prepared):
+        gc.collect()
+        alive_at_fit.append(built[0]() is not None)
+        fit_prepared(self, prepared)
+
+    monkeypatch.setattr(train_pipeline, "prepare_data", recording)
+    monkeypatch.setattr(XGBModelType, "fit_prepared", fitting)
+    result = train_pipeline.train(_settings(tmp_path, dry_run=True))
+    assert result.metrics["accuracy"] is not None
+    assert alive_at_fit == [False, False]  # the calibration fit, then the model's
