@@ -156,14 +156,7 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
         store = ModelStore(settings.models_dir)
         with timer("validate"):
             validation = _validate(settings, model, calibrator, dataset, loaded, store)
-        if validation.report is None:
-            log.info("Training complete - validation skipped")
-        else:
-            metrics = validation.metrics
-            log.info(
-                f"Training complete - Accuracy: {metrics['accuracy']:.2%}",
-                metrics={k: metrics[k] for k in ("accuracy", "precision", "recall", "f1")},
-            )
+        _log_validated(validation)
 
         # --refit: the model that passed the gate is refit on every row and that one is
         # saved; only when it is about to be promoted, so an unpromoted version is always
@@ -533,6 +526,17 @@ def backtest_model(
         trading_intervals=trading_intervals,
     )
     return backtest, proba
+
+
+def _log_validated(validation: _Validation) -> None:
+    if validation.report is None:
+        log.info("Training complete - validation skipped")
+        return
+    metrics = validation.metrics
+    log.info(
+        f"Training complete - Accuracy: {metrics['accuracy']:.2%}",
+        metrics={k: metrics[k] for k in ("accuracy", "precision", "recall", "f1")},
+    )
 
 
 def gate(settings: Settings, backtest: ValidationReport, champion: ChampionScore) -> _Validation:
