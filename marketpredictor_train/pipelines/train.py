@@ -156,7 +156,14 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
         store = ModelStore(settings.models_dir)
         with timer("validate"):
             validation = _validate(settings, model, calibrator, dataset, loaded, store)
-        _log_validated(validation)
+        if validation.report is None:
+            log.info("Training complete - validation skipped")
+        else:
+            metrics = validation.metrics
+            log.info(
+                f"Training complete - Accuracy: {metrics['accuracy']:.2%}",
+                metrics={k: metrics[k] for k in ("accuracy", "precision", "recall", "f1")},
+            )
 
         # --refit: the model that passed the gate is refit on every row and that one is
         # saved; only when it is about to be promoted, so an unpromoted version is always
@@ -181,11 +188,10 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
             saved = _save_and_promote(settings, store, manifest, model, validation, tracking)
         _log_outcome(settings, saved)
 
-        decision = saved.decision
         status = _status(settings, saved, skipped=validation.report is None)
         exit_code = (
             EXIT_SUCCESS
-            if decision.passed or saved.promoted or validation.report is None
+            if saved.decision.passed or saved.promoted or validation.report is None
             else EXIT_VALIDATION_FAILED
         )
         warnings = [] if validation.report is None else list(validation.report.warnings)
@@ -207,7 +213,7 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
                 status=status,
                 promoted=saved.promoted,
                 version=saved.version,
-                reason=decision.reason,
+                reason=saved.decision.reason,
                 extra_metrics={**report_metrics(validation.report), "refit": float(refit)},
                 artifacts=report_files,
             )
@@ -224,8 +230,8 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
             status=status,
             exit_code=exit_code,
             promoted=saved.promoted,
-            passed_validation=decision.passed,
-            reason=decision.reason,
+            passed_validation=saved.decision.passed,
+            reason=saved.decision.reason,
             version=saved.version,
             model_path=saved.model_path,
             model_type=model_cls.name,
@@ -236,7 +242,7 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
             production_metrics=None if comparison is None else dict(comparison.production),
             thresholds=dict(settings.thresholds),
             primary_metric=settings.primary_metric,
-            forced=decision.forced and saved.promoted,
+            forced=saved.decision.forced and saved.promoted,
             dry_run=settings.dry_run,
             n_train=dataset.train.height,
             n_test=dataset.backtest.height,
@@ -526,17 +532,6 @@ def backtest_model(
         trading_intervals=trading_intervals,
     )
     return backtest, proba
-
-
-def _log_validated(validation: _Validation) -> None:
-    if validation.report is None:
-        log.info("Training complete - validation skipped")
-        return
-    metrics = validation.metrics
-    log.info(
-        f"Training complete - Accuracy: {metrics['accuracy']:.2%}",
-        metrics={k: metrics[k] for k in ("accuracy", "precision", "recall", "f1")},
-    )
 
 
 def gate(settings: Settings, backtest: ValidationReport, champion: ChampionScore) -> _Validation:
