@@ -52,8 +52,13 @@ class Dataset:
         feature columns: what a run holds once the training matrix is built."""
         import dataclasses
 
-        kept = [c for c in self.train.columns if c not in set(self.feature_columns)]
-        return dataclasses.replace(self, train=self.train.select(kept))
+        import polars as pl
+
+        features = set(self.feature_columns)
+        # A frame of the kept columns themselves: `select` and `drop` of 1.17M rows
+        # allocated about 140 MB for a moment (measured), just before the fit's peak.
+        kept = [self.train.get_column(c) for c in self.train.columns if c not in features]
+        return dataclasses.replace(self, train=pl.DataFrame(kept))
 
 
 # Rows of prices per piece of the table build (whole tickers, about 100 of ten years).

@@ -39,6 +39,8 @@ from marketpredictor_train.results import TrainResult
 from marketpredictor_train.store.names import REPORTS_DIR_NAME
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
 
     from marketpredictor_train.config import Settings
@@ -144,13 +146,20 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
         params, param_source = choose_params(
             settings, model_cls, dataset, device=device, timer=timer, progress=progress
         )
-        if not settings.skip_validation:
-            import_in_background((*EVALUATION_MODULES, *REPORT_MODULES))
         with timer("fit"):
             # Rebinding `dataset` lets its training features go while the model fits.
             rows, dataset = _training_rows(settings, model_cls, dataset)
             model, calibrator = _fit_on(
-                settings, model_cls, params, device, dataset, rows, progress
+                settings,
+                model_cls,
+                params,
+                device,
+                dataset,
+                rows,
+                progress,
+                # what validation imports loads while the model fits, once the fits'
+                # structures are built and the float matrix is gone
+                prepared=None if settings.skip_validation else _load_evaluation,
             )
 
         store = ModelStore(settings.models_dir)
@@ -340,11 +349,14 @@ def _fit_on(  # noqa: PLR0913 - what to fit, on which rows, and how to report it
     dataset: Dataset,
     rows: _TrainingRows,
     progress: ProgressCallback | None,
+    *,
+    prepared: Callable[[], None] | None = None,
 ) -> tuple[ModelType, Calibrator | None]:
     """Both fits of a run. For a model type with ``prepare_fit`` the structures of the
     calibration rows and of every row are built first, one after the other, and the
     float matrix is then let go: neither fit holds it (500 tickers x 10 years: 117 MB in
-    float32, and 94 MB more for the calibration rows' copy)."""
+    float32, and 94 MB more for the calibration rows' copy). ``prepared`` is called then,
+    before either fit."""
 
     def new_model() -> ModelType:
         return model_cls(params, device=device, seed=settings.seed)
@@ -367,10 +379,16 @@ def _fit_on(  # noqa: PLR0913 - what to fit, on which rows, and how to report it
         raise _fit_failed(model_cls, exc) from exc
     if last.prepared is not None:
         rows.release()
+    if prepared is not None:
+        prepared()
     if calibration is not None:
         calibrator = _calibrator(settings, model_cls, calibration, first, x_valid, rows.y)
         del first, x_valid
     return _fit(model_cls, last, progress), calibrator
+
+
+def _load_evaluation() -> None:
+    import_in_background((*EVALUATION_MODULES, *REPORT_MODULES))
 
 
 def _fit_failed(model_cls: type[ModelType], exc: Exception) -> TrainingError:

@@ -127,15 +127,32 @@ def test_a_train_holds_no_training_features_while_the_model_fits(tmp_path, monke
         return loaded, dataset
 
     alive_at_fit = []
+    events = []
     fit_prepared = XGBModelType.fit_prepared
+    release = train_pipeline._TrainingRows.release
+    import_in_background = train_pipeline.import_in_background
 
     def fitting(self, prepared):
         gc.collect()
         alive_at_fit.append(built[0]() is not None)
+        events.append("fit")
         fit_prepared(self, prepared)
+
+    def releasing(self):
+        events.append("release")
+        release(self)
+
+    def importing(modules):
+        if "arch.bootstrap" in modules:  # the evaluation's, not the model library's
+            events.append("imports")
+        import_in_background(modules)
 
     monkeypatch.setattr(train_pipeline, "prepare_data", recording)
     monkeypatch.setattr(XGBModelType, "fit_prepared", fitting)
+    monkeypatch.setattr(train_pipeline._TrainingRows, "release", releasing)
+    monkeypatch.setattr(train_pipeline, "import_in_background", importing)
     result = train_pipeline.train(_settings(tmp_path, dry_run=True))
     assert result.metrics["accuracy"] is not None
     assert alive_at_fit == [False, False]  # the calibration fit, then the model's
+    # validation's libraries load while the model fits, not while its matrices are built
+    assert events == ["release", "imports", "fit", "fit"]
