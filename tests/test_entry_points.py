@@ -89,15 +89,26 @@ def test_a_watched_process_exits_normally_so_profilers_write_their_results():
     assert not _monitored()
 
 
-_SHOW_ALLOCATOR = (
-    "import os, sys\n"
+# A light command through the console entry point, then the script's own lines.
+_AFTER_MAIN = (
+    "import os, sys, warnings\n"
     "from marketpredictor_train.cli import main\n"
     "sys.argv = ['mptrain', '--version']\n"
     "try:\n"
     "    main()\n"
     "except SystemExit:\n"
     "    pass\n"
-    "print(repr(os.environ.get('_RJEM_MALLOC_CONF')), 'polars' in sys.modules)\n"
+)
+
+
+def _run_script(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+_SHOW_ALLOCATOR = (
+    _AFTER_MAIN + "print(repr(os.environ.get('_RJEM_MALLOC_CONF')), 'polars' in sys.modules)\n"
 )
 
 
@@ -110,26 +121,13 @@ def test_the_cli_sets_polars_allocator_options_before_polars_loads_unless_given(
     env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
     if given is not None:
         env["_RJEM_MALLOC_CONF"] = given
-    out = subprocess.run(
-        [sys.executable, "-c", _SHOW_ALLOCATOR],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    out = _run_script(_SHOW_ALLOCATOR, env)
     assert out.returncode == 0, out.stderr
     # set while Polars is not yet loaded: jemalloc reads it once, when Polars loads
     assert out.stdout.splitlines()[-1].split() == [repr(given or POLARS_ALLOCATOR), "False"]
 
 
-_BOOTSTRAP_AFTER_MAIN = (
-    "import sys, warnings\n"
-    "from marketpredictor_train.cli import main\n"
-    "sys.argv = ['mptrain', '--version']\n"
-    "try:\n"
-    "    main()\n"
-    "except SystemExit:\n"
-    "    pass\n"
+_BOOTSTRAP_AFTER_MAIN = _AFTER_MAIN + (
     "import numpy as np\n"
     "warnings.simplefilter('error')\n"
     "from marketpredictor_train.validation.bootstrap import day_blocks, return_blocks\n"
@@ -144,12 +142,6 @@ def test_the_cli_runs_the_block_bootstraps_without_loading_numba():
     import os
 
     env = {k: v for k, v in os.environ.items() if k != "ARCH_DISABLE_NUMBA"}
-    out = subprocess.run(
-        [sys.executable, "-c", _BOOTSTRAP_AFTER_MAIN],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    out = _run_script(_BOOTSTRAP_AFTER_MAIN, env)
     assert out.returncode == 0, out.stderr[-2000:]  # no PerformanceWarning either
     assert out.stdout.splitlines()[-1] == "(50, 300) (50, 120) False"
