@@ -106,7 +106,9 @@ def fitting_threads(settings: Settings, dataset: Dataset) -> Iterator[int]:
     from marketpredictor_train.models.threads import available_cpus, choose_threads, using_threads
 
     threads = choose_threads(settings.threads, dataset.train.height)
-    del dataset  # this frame lives as long as the block: it must not keep the rows alive
+    # This generator's locals live as long as the block: they must not keep the dataset
+    # (and its training features) alive while the model fits.
+    del dataset
     log.info("Fit threads", threads=threads, available_cores=available_cpus())
     with using_threads(threads):
         yield threads

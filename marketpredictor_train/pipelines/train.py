@@ -157,7 +157,7 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
                 dataset,
                 rows,
                 progress,
-                # what validation imports loads while the model fits, once the fits'
+                # validation's libraries load beside the boosting rounds, once the fits'
                 # structures are built and the float matrix is gone
                 prepared=None if settings.skip_validation else _load_evaluation,
             )
