@@ -107,23 +107,9 @@ def run_child(cmd: list[str], *, cwd: Path) -> Child:
 def run_backtest(work: Path, cache: Path, workers: int) -> tuple[Child, dict[str, Any]]:
     work.mkdir(parents=True, exist_ok=True)
     result = work / "result.json"
-    cmd = [
-        sys.executable,
-        "-m",
-        "marketpredictor_train",
-        "backtest",
-        "--source",
-        "sample",
-        "--every",
-        "1w",
-        "--workers",
-        str(workers),
-        "--cache-dir",
-        str(cache),
-        "--quiet",
-        "--output-json",
-        str(result),
-    ]
+    options = f"--source sample --every 1w --workers {workers} --quiet".split()
+    cmd = [sys.executable, "-m", "marketpredictor_train", "backtest", *options]
+    cmd += ["--cache-dir", str(cache), "--output-json", str(result)]
     child = run_child(cmd, cwd=work)
     return child, json.loads(result.read_text())
 
