@@ -25,27 +25,26 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench_train import Child, clean_env, run_child  # this folder, beside this script
 
 FLOOR = """
 import os, sys, time
 from concurrent.futures import ProcessPoolExecutor
 import multiprocessing
 
-def _init():
-    global np, xgboost
+def _init(matrix):
+    global xgboost, X, y
     import numpy as np
     import xgboost
+    data = np.load(matrix)
+    X, y = data["X"], data["y"]
 
 def _fit(job):
-    data = np.load(job["matrix"])
-    X, y = data["X"], data["y"]
     start = time.perf_counter()
     for rows in job["fits"]:
         xgboost.XGBClassifier(
@@ -57,51 +56,15 @@ def _fit(job):
 if __name__ == "__main__":
     import json
     jobs = json.load(open(sys.argv[1]))
-    workers = int(sys.argv[2])
+    matrix, workers = sys.argv[2], int(sys.argv[3])
     os.environ["OMP_NUM_THREADS"] = "1"
     with ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
+        initargs=(matrix,),
     ) as pool:
         seconds = list(pool.map(_fit, jobs))
     print(json.dumps(seconds))
 """
-
-
-@dataclass(frozen=True)
-class Child:
-    """One child process and its workers: wall and CPU seconds, peak RSS, exit code."""
-
-    wall_s: float
-    cpu_s: float
-    peak_mb: float
-    code: int
-    stdout: str
-
-
-def run_child(cmd: list[str], *, cwd: Path) -> Child:
-    """Run ``cmd`` to the end. CPU time counts its waited-for children (the workers);
-    the peak RSS is the largest of the process and its children."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MPTRAIN_", "MLFLOW_"))}
-    env.pop("OMP_WAIT_POLICY", None)
-    before = os.times()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        after = os.times()
-        code = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        text = out.read().decode(errors="replace")
-        if code not in (0, 2):
-            sys.stderr.write(err.read().decode(errors="replace")[-3000:])
-            raise SystemExit(f"{cmd[2:4]} failed (exit {code})")
-    # the grandchildren (workers) are counted once their parent has waited for them
-    cpu = (after.children_user - before.children_user) + (
-        after.children_system - before.children_system
-    )
-    return Child(wall, cpu, usage.ru_maxrss / 1024.0, code, text)
 
 
 def run_backtest(work: Path, cache: Path, workers: int) -> tuple[Child, dict[str, Any]]:
@@ -110,7 +73,9 @@ def run_backtest(work: Path, cache: Path, workers: int) -> tuple[Child, dict[str
     options = f"--source sample --every 1w --workers {workers} --quiet".split()
     cmd = [sys.executable, "-m", "marketpredictor_train", "backtest", *options]
     cmd += ["--cache-dir", str(cache), "--output-json", str(result)]
-    child = run_child(cmd, cwd=work)
+    child = run_child(cmd, cwd=work, env=clean_env())
+    if child.code != 0:
+        raise SystemExit(f"backtest failed (exit {child.code})")
     return child, json.loads(result.read_text())
 
 
@@ -148,9 +113,7 @@ def floor_jobs(doc: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
         fold = walk_forward_folds(
             dates[window], y[window], n_folds=settings.cv_folds, purge_gap=settings.purge_gap
         )[-1]
-        jobs.append(
-            {"matrix": str(matrix), "fits": [window[fold.train_rows].tolist(), window.tolist()]}
-        )
+        jobs.append({"fits": [window[fold.train_rows].tolist(), window.tolist()]})
     return jobs
 
 
@@ -187,7 +150,15 @@ def main() -> int:
                 jobs_file.write_text(json.dumps(floor_jobs(doc, root)))
             floor.append(
                 run_child(
-                    [sys.executable, str(script), str(jobs_file), str(args.workers)], cwd=root
+                    [
+                        sys.executable,
+                        str(script),
+                        str(jobs_file),
+                        str(root / "features.npz"),
+                        str(args.workers),
+                    ],
+                    cwd=root,
+                    env=clean_env(),
                 )
             )
             print(

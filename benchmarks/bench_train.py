@@ -61,28 +61,32 @@ BUSY_LOOP = "while True:\n    pass\n"
 
 @dataclass(frozen=True)
 class Child:
-    """One child process: wall seconds, peak RSS in MB, exit code, its stdout."""
+    """One child process: wall seconds, peak RSS in MB, exit code, its stdout, and CPU
+    seconds (user + system of it and the children it waited for, such as workers)."""
 
     wall_s: float
     peak_mb: float
     code: int
     stdout: str
+    cpu_s: float = 0.0
 
 
 def run_child(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> Child:
-    """Run ``cmd`` to the end; wall time and peak RSS of that very process (wait4)."""
+    """Run ``cmd`` to the end; wall time and peak RSS of that very process (wait4: the
+    largest of it and the children it waited for)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
+        cpu = usage.ru_utime + usage.ru_stime
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         text = out.read().decode(errors="replace")
         if proc.returncode not in (0, 2):
             sys.stderr.write(err.read().decode(errors="replace")[-3000:])
-    return Child(wall, usage.ru_maxrss / 1024.0, proc.returncode, text)
+    return Child(wall, usage.ru_maxrss / 1024.0, proc.returncode, text, cpu)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
