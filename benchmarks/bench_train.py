@@ -10,8 +10,9 @@ Prints, side by side, each measured in one run of this script:
   ratios. The same train with ``--calibration none`` is shown too: the default isotonic
   calibration fits the model a second time, on the training part without its last fold;
 * tuning: trials per minute of the same study settings (seeded TPE, pruning on, the same
-  trials) with each fold's quantised matrices rebuilt in every trial (as before) and
-  built once per study (now), on the same data;
+  trials) with each fold's quantised matrices rebuilt in every trial and the folds fitted
+  one at a time (as before), built once per study, and built once with the folds of a
+  trial fitted side by side (now), on the same data;
 * a busy machine: ``train --source sample`` alone and beside two CPU-bound processes,
   with the automatic thread choice and passive OpenMP wait (now), and with every core
   and OpenMP's active wait (as before);
@@ -264,12 +265,17 @@ def part_tuning(root: Path, tickers: int, years: int, trials: int) -> list[str]:
 
     class RebuildEveryTrial(reuse):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs, reuse_folds=False)
+            super().__init__(*args, **kwargs, reuse_folds=False)  # one fold at a time, too
+
+    class OneFoldAtATime(reuse):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs, concurrent=False)
 
     runs = {}
     for label, cls in (
-        ("rebuilt in every trial (before)", RebuildEveryTrial),
-        ("once per study (now)", reuse),
+        ("rebuilt in every trial, one fold at a time (before)", RebuildEveryTrial),
+        ("built once per study, one fold at a time", OneFoldAtATime),
+        ("built once per study, folds side by side (now)", reuse),
     ):
         objective_module.Objective = cls
         try:
@@ -286,7 +292,7 @@ def part_tuning(root: Path, tickers: int, years: int, trials: int) -> list[str]:
         f"### tuning: xgb, {trials} trials, TPE seed 42, pruning on, "
         f"{dataset.train.height:,} training rows, {len(before[0].folds)} folds",
         "",
-        "| fold matrices | trials/min | wall s | fits | boosting rounds | best CV log loss "
+        "| fold matrices, fits | trials/min | wall s | fits | boosting rounds | best CV log loss "
         "| speed-up |",
         "|---|---|---|---|---|---|---|",
     ]

@@ -50,6 +50,10 @@ class ModelType(ABC):
     # The modules the type's fit imports (seconds for a model library): a run imports them
     # in the background while it loads data and builds features.
     library_modules: ClassVar[tuple[str, ...]] = ()
+    # Whether tuning may fit several folds of a trial at the same time, each on part of
+    # the threads (tuning/objective.py): only where fits from several threads at once
+    # give, value for value, what one at a time on every thread gives.
+    concurrent_folds: ClassVar[bool] = False
 
     def __init__(
         self, params: Mapping[str, Any] | None = None, *, device: str = "cpu", seed: int = 42

@@ -21,6 +21,9 @@ class XGBModelType(ModelType):
     isolate_loading = True
     feature_dtype = "float32"  # XGBoost bins float32 values, whatever it is given
     library_modules = ("xgboost",)
+    # hist trees are the same on any thread count, subsampled or not (each booster draws
+    # from its own seeded generator), so folds may be fitted side by side.
+    concurrent_folds = True
     default_params: ClassVar[Mapping[str, Any]] = {
         "n_estimators": 100,
         "max_depth": 6,

@@ -13,6 +13,7 @@ MedianPruner reads them on every decision (about 4 ms each on SQLite).
 from __future__ import annotations
 
 import math
+import threading
 from typing import TYPE_CHECKING
 
 import optuna
@@ -38,24 +39,31 @@ class LatestValueMedianPruner(optuna.pruners.BasePruner):
         self.n_startup_trials = n_startup_trials
         self.n_min_trials = n_min_trials
         self._cache: tuple[int, int, list[FrozenTrial]] | None = None
+        self._lock = threading.Lock()
 
-    def _completed(self, study: optuna.Study, trial: FrozenTrial) -> list[FrozenTrial]:
-        if self._cache is not None:
-            study_id, number, trials = self._cache
-            if study_id == id(study) and number == trial.number:
-                return trials
-        trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        self._cache = (id(study), trial.number, trials)
-        return trials
+    def _completed(self, study: optuna.Study, number: int) -> list[FrozenTrial]:
+        with self._lock:  # the folds of one trial may be judged from several threads
+            if self._cache is not None:
+                study_id, cached_number, trials = self._cache
+                if study_id == id(study) and cached_number == number:
+                    return trials
+            trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            self._cache = (id(study), number, trials)
+            return trials
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         step = trial.last_step
         if step is None:
             return False
-        completed = self._completed(study, trial)
+        return self.judge(study, trial.number, step, trial.intermediate_values[step])
+
+    def judge(self, study: optuna.Study, number: int, step: int, value: float) -> bool:
+        """The decision :meth:`prune` makes for trial ``number`` had it just reported
+        ``value`` at ``step``, without that report being in the storage: folds fitted at
+        the same time are judged each at its own step, as one after the other would be."""
+        completed = self._completed(study, number)
         if len(completed) < max(self.n_startup_trials, 1):
             return False
-        value = trial.intermediate_values[step]
         if math.isnan(value):
             return True
         others = sorted(
