@@ -50,10 +50,11 @@ class ModelType(ABC):
     # The modules the type's fit imports (seconds for a model library): a run imports them
     # in the background while it loads data and builds features.
     library_modules: ClassVar[tuple[str, ...]] = ()
-    # Whether tuning may fit several folds of a trial at the same time, each on part of
-    # the threads (tuning/objective.py): only where fits from several threads at once
-    # give, value for value, what one at a time on every thread gives.
-    concurrent_folds: ClassVar[bool] = False
+    # Whether fits of this type may run at the same time, each on part of the threads
+    # (the folds of a tuning trial, a train's calibration fit beside its model fit): only
+    # where fits from several threads at once give, value for value, what one at a time
+    # on every thread gives.
+    concurrent_fits: ClassVar[bool] = False
 
     def __init__(
         self, params: Mapping[str, Any] | None = None, *, device: str = "cpu", seed: int = 42

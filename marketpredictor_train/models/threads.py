@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -25,7 +26,11 @@ CGROUP_V2_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
 CGROUP_V1_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
 
-_threads: ContextVar[int | None] = ContextVar("mptrain_fit_threads", default=None)
+# A fixed count (using_threads), or a share of threads that grows while it runs
+# (SharedThreads.party).
+_threads: ContextVar[int | Callable[[], int] | None] = ContextVar(
+    "mptrain_fit_threads", default=None
+)
 
 
 def passive_openmp() -> None:
@@ -80,10 +85,13 @@ def choose_threads(requested: int | None, n_rows: int | None = None) -> int:
 
 
 def fit_threads() -> int:
-    """The thread count of the fit in progress (set by :func:`using_threads`), else every
-    available core."""
+    """The thread count of the fit in progress (set by :func:`using_threads`, or its
+    current share in :meth:`SharedThreads.party`), else every available core. A fit that
+    reads it again between boosting rounds takes the threads another fit gave back."""
     chosen = _threads.get()
-    return chosen if chosen is not None else available_cpus()
+    if chosen is None:
+        return available_cpus()
+    return chosen() if callable(chosen) else chosen
 
 
 @contextmanager
@@ -94,3 +102,41 @@ def using_threads(threads: int) -> Iterator[int]:
         yield threads
     finally:
         _threads.reset(token)
+
+
+class SharedThreads:
+    """``total`` threads shared by fits running at the same time, one per party (a thread
+    of this process): each running party gets an even share, and when one ends the
+    others' shares grow, taken at their next boosting round (XGBoost reads
+    :func:`fit_threads` between rounds). Two XGBoost fits on one thread each finish
+    sooner than one after the other on two (boosting rounds do not scale with threads),
+    and the last one running gets every thread."""
+
+    def __init__(self, total: int, parties: int) -> None:
+        self.total = max(1, total)
+        self._running = list(range(parties))
+        self._lock = threading.Lock()
+
+    def threads(self, party: int) -> int:
+        with self._lock:
+            running = self._running
+            if party not in running:
+                return self.total
+            share, extra = divmod(self.total, len(running))
+            return max(1, share + (running.index(party) < extra))
+
+    def done(self, party: int) -> None:
+        with self._lock:
+            if party in self._running:
+                self._running.remove(party)
+
+    @contextmanager
+    def party(self, party: int) -> Iterator[None]:
+        """Fits inside this block, in this thread, use ``party``'s share; the share is
+        given back when the block ends."""
+        token = _threads.set(lambda: self.threads(party))
+        try:
+            yield
+        finally:
+            self.done(party)
+            _threads.reset(token)

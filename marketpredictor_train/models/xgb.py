@@ -23,7 +23,7 @@ class XGBModelType(ModelType):
     library_modules = ("xgboost",)
     # hist trees are the same on any thread count, subsampled or not (each booster draws
     # from its own seeded generator), so folds may be fitted side by side.
-    concurrent_folds = True
+    concurrent_fits = True
     default_params: ClassVar[Mapping[str, Any]] = {
         "n_estimators": 100,
         "max_depth": 6,
@@ -85,6 +85,7 @@ class XGBModelType(ModelType):
             model.get_xgb_params(),
             prepared,
             num_boost_round=model.get_num_boosting_rounds(),
+            callbacks=[_follow_threads()],
             verbose_eval=False,
         )
         model.load_model(bytearray(booster.save_raw(raw_format="ubj")))
@@ -140,17 +141,23 @@ class XGBModelType(ModelType):
 
         train, valid = fold.prepared
         model = self._build()
-        callbacks = []
-        if trial is not None:
+        callbacks = [_follow_threads()]
+        evals: list[tuple[Any, str]] = []
+        if trial is not None and callable(getattr(trial, "due", None)):
+            # The tuner's fold reporter says which rounds it judges: the validation log
+            # loss is measured at those only (every round's costs a quarter of the fit).
+            callbacks.append(_judged_rounds(trial, valid))
+        elif trial is not None:
             from optuna_integration.xgboost import XGBoostPruningCallback
 
             callbacks.append(XGBoostPruningCallback(trial, "validation_0-logloss"))
+            evals = [(valid, "validation_0")]
         # The parameters XGBClassifier.fit trains with, on the matrices it would build.
         booster = xgboost.train(
             model.get_xgb_params(),
             train,
             num_boost_round=model.get_num_boosting_rounds(),
-            evals=[(valid, "validation_0")],
+            evals=evals,
             callbacks=callbacks,
             verbose_eval=False,
         )
@@ -237,6 +244,52 @@ class XGBModelType(ModelType):
             "subsample": trial.suggest_float("subsample", 0.6, 1.0),
             "colsample_bytree": trial.suggest_float("colsample_bytree", 0.6, 1.0),
         }
+
+
+def _follow_threads() -> Any:
+    """A training callback that sets the booster's thread count to :func:`fit_threads`
+    whenever that changes between rounds (a fit beside this one ended and gave its
+    threads back). The trees are the same on any thread count."""
+    import xgboost
+
+    from marketpredictor_train.models.threads import fit_threads
+
+    class FollowThreads(xgboost.callback.TrainingCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.threads = fit_threads()
+
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            wanted = fit_threads()
+            if wanted != self.threads:
+                model.set_param("nthread", wanted)
+                self.threads = wanted
+            return False
+
+    return FollowThreads()
+
+
+def _judged_rounds(reporter: Any, valid: Any) -> Any:
+    """A training callback for a tuning fold: at each round the reporter judges
+    (``reporter.due``) it measures the validation log loss, as XGBoost's evaluation would
+    (the same metric, text and number), reports it and stops the fit when the reporter
+    says prune; every round it tells the reporter the round was fitted."""
+    import optuna
+    import xgboost
+
+    class JudgedRounds(xgboost.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            reporter.reached(epoch)
+            if reporter.due(epoch):
+                # "[epoch]\tvalidation_0-logloss:0.6931...", read as XGBoost reads it
+                text = model.eval_set([(valid, "validation_0")], epoch)
+                scores = dict(item.split(":", 1) for item in text.split("\t")[1:])
+                reporter.report(float(scores["validation_0-logloss"]), epoch)
+            if reporter.should_prune():
+                raise optuna.TrialPruned(f"Trial was pruned at iteration {epoch}.")
+            return False
+
+    return JudgedRounds()
 
 
 def _tree_problem(tree: Any, n_features: int) -> str | None:

@@ -75,14 +75,24 @@ class FoldReporter:
     def study(self) -> optuna.Study:
         return self._trial.study
 
-    def report(self, value: float, step: int) -> None:
-        self.rounds = max(self.rounds, step + 1)
-        self._due = (
+    def due(self, step: int) -> bool:
+        """Whether the value of round ``step`` would be reported (and judged): a model
+        type that measures its validation loss itself does so at these rounds only."""
+        return (
             self._pruning
             and step + 1 >= WARMUP_ROUNDS
             and (step + 1) % REPORT_EVERY == 0
             and step < STEP_STRIDE - 1
         )
+
+    def reached(self, step: int) -> None:
+        """Round ``step`` was fitted (with no value to report)."""
+        self.rounds = max(self.rounds, step + 1)
+        self._due = False
+
+    def report(self, value: float, step: int) -> None:
+        self.rounds = max(self.rounds, step + 1)
+        self._due = self.due(step)
         if not self._due:
             return
         self.reports += 1
@@ -143,7 +153,7 @@ class Objective:
         # whose results do not depend on its thread count, on the CPU, on matrices built
         # once (see lanes()).
         self.concurrent = (
-            concurrent and self.reuse_folds and device == "cpu" and model_cls.concurrent_folds
+            concurrent and self.reuse_folds and device == "cpu" and model_cls.concurrent_fits
         )
         self._folds: dict[int, FoldData] = {}
 
@@ -277,14 +287,15 @@ class _Concurrent:
     ) -> None:
         import threading
 
-        from marketpredictor_train.models.threads import fit_threads
+        from marketpredictor_train.models.threads import SharedThreads, fit_threads
 
         self.objective = objective
         self.trial = trial
         self.params = params
         self.folds = objective.data.folds
-        self.threads = max(1, fit_threads() // lanes)
         self.plan = _plan(self.folds, lanes)
+        # each lane's share of the threads; the last lanes running get the others'
+        self.share = SharedThreads(fit_threads(), len(self.plan))
         self._lock = threading.Lock()
         self._first_pruned = len(self.folds)  # index of the earliest fold pruned so far
         # the pruner's explicit-step decision (lanes() made sure it has one)
@@ -307,7 +318,7 @@ class _Concurrent:
         workers = [
             threading.Thread(
                 target=contextvars.copy_context().run,
-                args=(self._lane, lane, errors),
+                args=(self._lane, number, lane, errors),
                 name=f"mptrain-fold-lane-{number}",
                 daemon=True,
             )
@@ -328,11 +339,9 @@ class _Concurrent:
     def _cancelled(self, index: int) -> Callable[[], bool]:
         return lambda: self._first_pruned < index
 
-    def _lane(self, lane: list[Fold], errors: list[BaseException]) -> None:
-        from marketpredictor_train.models.threads import using_threads
-
+    def _lane(self, number: int, lane: list[Fold], errors: list[BaseException]) -> None:
         try:
-            with using_threads(self.threads):
+            with self.share.party(number):
                 for fold in lane:
                     if self._first_pruned < fold.index:
                         return

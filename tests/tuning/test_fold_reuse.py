@@ -62,3 +62,45 @@ def test_a_model_type_without_its_own_preparation_keeps_nothing(small_dataset):
     assert not objective.reuse_folds
     _values(objective, n_trials=1)
     assert objective._folds == {}
+
+
+def test_xgb_measures_the_validation_loss_only_at_the_judged_rounds_with_the_same_values(
+    small_dataset,
+):
+    """With the tuner's fold reporter, xgb evaluates the validation rows only at the
+    rounds the reporter judges; the values reported and the predictions are the ones
+    XGBoost's every-round evaluation (the pruning callback's path) gives."""
+    import numpy as np
+
+    from marketpredictor_train.tuning.objective import FoldReporter
+
+    xgb = get_model_type("xgb")
+    data = _data(small_dataset)
+    objective = Objective(xgb, data, device="cpu", seed=1, pruning=True)
+    fold = objective.fold_data(data.folds[1])
+    params = {**xgb.default_params, "n_estimators": 45, "subsample": 0.8}
+
+    class Plain:
+        """A trial as the pruning callback sees it, without the reporter's rounds."""
+
+        def __init__(self, trial):
+            self.reporter = FoldReporter(trial, 1, pruning=True)
+            self.study = trial.study
+
+        def report(self, value, step):
+            self.reporter.report(value, step)
+
+        def should_prune(self):
+            return self.reporter.should_prune()
+
+    outcomes = []
+    for wrap in (lambda r: r, lambda r: Plain(r._trial)):
+        study = optuna.create_study(pruner=optuna.pruners.NopPruner())
+        trial = study.ask()
+        reporter = wrap(FoldReporter(trial, 1, pruning=True))
+        proba = xgb(params, seed=1).fit_fold(fold, trial=reporter)
+        outcomes.append((study.trials[0].intermediate_values, proba))
+    (sparse, p_sparse), (every, p_every) = outcomes
+    assert sorted(sparse) == [1_000_019, 1_000_029, 1_000_039]
+    assert sparse == every
+    np.testing.assert_array_equal(p_sparse, p_every)
