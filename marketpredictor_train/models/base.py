@@ -51,9 +51,8 @@ class ModelType(ABC):
     # in the background while it loads data and builds features.
     library_modules: ClassVar[tuple[str, ...]] = ()
     # Whether fits of this type may run at the same time, each on part of the threads
-    # (the folds of a tuning trial, a train's calibration fit beside its model fit): only
-    # where fits from several threads at once give, value for value, what one at a time
-    # on every thread gives.
+    # (the folds of a tuning trial, tuning/objective.py): only where fits from several
+    # threads at once give, value for value, what one at a time on every thread gives.
     concurrent_fits: ClassVar[bool] = False
 
     def __init__(

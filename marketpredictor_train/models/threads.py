@@ -110,7 +110,7 @@ class SharedThreads:
     others' shares grow, taken at their next boosting round (XGBoost reads
     :func:`fit_threads` between rounds). Two XGBoost fits on one thread each finish
     sooner than one after the other on two (boosting rounds do not scale with threads),
-    and the last one running gets every thread."""
+    and the last one running gets every thread. Tuning fits its folds this way."""
 
     def __init__(self, total: int, parties: int) -> None:
         self.total = max(1, total)

@@ -85,7 +85,6 @@ class XGBModelType(ModelType):
             model.get_xgb_params(),
             prepared,
             num_boost_round=model.get_num_boosting_rounds(),
-            callbacks=[_follow_threads()],
             verbose_eval=False,
         )
         model.load_model(bytearray(booster.save_raw(raw_format="ubj")))

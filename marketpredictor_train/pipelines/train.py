@@ -381,79 +381,10 @@ def _fit_on(  # noqa: PLR0913 - what to fit, on which rows, and how to report it
         rows.release()
     if prepared is not None:
         prepared()
-    if calibration is None:
-        return _fit(model_cls, last, progress), calibrator
-    if _side_by_side(model_cls, device, first, last):
-        return _fit_both(settings, model_cls, calibration, first, x_valid, rows.y, last, progress)
-    calibrator = _calibrator(settings, model_cls, calibration, first, x_valid, rows.y)
-    del first, x_valid
+    if calibration is not None:
+        calibrator = _calibrator(settings, model_cls, calibration, first, x_valid, rows.y)
+        del first, x_valid
     return _fit(model_cls, last, progress), calibrator
-
-
-def _side_by_side(model_cls: type[ModelType], device: str, first: _Fit, last: _Fit) -> bool:
-    """Whether the calibration fit runs beside the model fit: a type whose fits may share
-    the threads (``concurrent_fits``), on the CPU, with two threads or more, both fits on
-    the library's own structures (neither needs the float matrix)."""
-    from marketpredictor_train.models.threads import fit_threads
-
-    return (
-        model_cls.concurrent_fits
-        and device == "cpu"
-        and fit_threads() >= 2  # noqa: PLR2004 - one thread each at least
-        and first.prepared is not None
-        and last.prepared is not None
-    )
-
-
-def _fit_both(  # noqa: PLR0913 - the two fits and what the calibration is mapped on
-    settings: Settings,
-    model_cls: type[ModelType],
-    fold: Fold,
-    first: _Fit,
-    x_valid: np.ndarray,
-    y: np.ndarray,
-    last: _Fit,
-    progress: ProgressCallback | None,
-) -> tuple[ModelType, Calibrator | None]:
-    """The calibration fit in a thread of its own beside the model fit, each on half the
-    threads; when the calibration fit ends, the model fit takes its threads at its next
-    round (500 tickers x 10 years on 2 cores: both fits in about 0.8x the time of one
-    after the other). The models are the ones one after the other makes, and a failure
-    is reported as one after the other would: the calibration fit's first."""
-    import contextvars
-    import threading
-
-    from marketpredictor_train.models.threads import SharedThreads, fit_threads
-
-    share = SharedThreads(fit_threads(), 2)
-    outcome: dict[str, Any] = {}
-
-    def calibrate() -> None:
-        with share.party(1):
-            try:
-                outcome["calibrator"] = _calibrator(settings, model_cls, fold, first, x_valid, y)
-            except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
-                outcome["error"] = exc
-
-    worker = threading.Thread(
-        target=contextvars.copy_context().run,
-        args=(calibrate,),
-        name="mptrain-calibration-fit",
-        daemon=True,
-    )
-    worker.start()
-    try:
-        with share.party(0):
-            model = _fit(model_cls, last, progress)
-    except Exception:  # the calibration fit's failure comes first, as one by one
-        worker.join()
-        if "error" in outcome:
-            raise outcome["error"] from None
-        raise
-    worker.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return model, outcome.get("calibrator")
 
 
 def _load_evaluation() -> None:

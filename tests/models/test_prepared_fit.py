@@ -158,71 +158,10 @@ def test_a_train_holds_no_training_features_while_the_model_fits(tmp_path, monke
     assert events == ["release", "imports", "fit", "fit"]
 
 
-def test_the_calibration_fit_beside_the_model_fit_makes_the_same_models(small, monkeypatch):
-    """On two threads the calibration fit runs in a thread of its own beside the model
-    fit; the models and the calibration map are the ones one after the other makes."""
-    import threading
-
-    from marketpredictor_train.models.threads import using_threads
-
-    settings, dataset = small
-    xgb = get_model_type("xgb")
-    params = {**xgb.default_params, "n_estimators": 30}
-    threads = []
-    fit_prepared = XGBModelType.fit_prepared
-
-    def fitting(self, prepared):
-        threads.append(threading.current_thread().name)
-        fit_prepared(self, prepared)
-
-    monkeypatch.setattr(XGBModelType, "fit_prepared", fitting)
-    with using_threads(2):
-        model, calibrator = train_pipeline.fit_model(settings, xgb, params, "cpu", dataset)
-        assert sorted(threads) == ["MainThread", "mptrain-calibration-fit"]
-        monkeypatch.setattr(train_pipeline, "_side_by_side", lambda *args: False)
-        one_by_one, its_calibrator = train_pipeline.fit_model(settings, xgb, params, "cpu", dataset)
-    assert threads[2:] == ["MainThread", "MainThread"]
-    assert model.to_bytes() == one_by_one.to_bytes()
-    assert calibrator.to_dict() == its_calibrator.to_dict()
-
-
-@pytest.mark.parametrize(
-    ("failing", "message"),
-    [
-        ({"mptrain-calibration-fit"}, "the calibration fit of xgb failed: broken"),
-        ({"MainThread"}, "xgb could not be fitted: broken"),
-        # both fail: one after the other would have stopped at the calibration fit
-        ({"MainThread", "mptrain-calibration-fit"}, "the calibration fit of xgb failed"),
-    ],
-)
-def test_a_fit_failing_beside_the_other_is_reported_as_one_after_the_other(
-    small, monkeypatch, failing, message
-):
-    import threading
-
-    from marketpredictor_train.errors import TrainingError
-    from marketpredictor_train.models.threads import using_threads
-
-    settings, dataset = small
-    xgb = get_model_type("xgb")
-    fit_prepared = XGBModelType.fit_prepared
-
-    def fitting(self, prepared):
-        if threading.current_thread().name in failing:
-            raise RuntimeError("broken")
-        fit_prepared(self, prepared)
-
-    monkeypatch.setattr(XGBModelType, "fit_prepared", fitting)
-    with using_threads(2), pytest.raises(TrainingError, match=message):
-        train_pipeline.fit_model(
-            settings, xgb, {**xgb.default_params, "n_estimators": 20}, "cpu", dataset
-        )
-
-
 def test_a_fit_takes_the_threads_a_finished_fit_gives_back_and_stays_the_same(monkeypatch):
-    """Two parties share two threads; when one ends after round 3 of the other's XGBoost
-    fit, that fit goes from one thread to two at its next round, and the model is the one
-    a plain fit makes."""
+    """Two tuning lanes share two threads; when one ends after round 3 of the other's
+    XGBoost fold fit, that fit goes from one thread to two at its next round, and its
+    predictions are the ones a plain fit makes."""
     import json
 
     from marketpredictor_train.models import xgb as xgb_module
@@ -230,9 +169,6 @@ def test_a_fit_takes_the_threads_a_finished_fit_gives_back_and_stays_the_same(mo
 
     x, y = _rows()
     params = {"n_estimators": 12, "subsample": 0.8, "colsample_bytree": 0.8}
-    plain = XGBModelType(params, seed=5)
-    plain.fit(x, y)
-
     share = SharedThreads(2, 2)
     assert (share.threads(0), share.threads(1)) == (1, 1)
     original = xgb_module._follow_threads
@@ -253,11 +189,12 @@ def test_a_fit_takes_the_threads_a_finished_fit_gives_back_and_stays_the_same(mo
         return callback
 
     monkeypatch.setattr(xgb_module, "_follow_threads", following)
-    model = XGBModelType(params, seed=5)
+    fold = XGBModelType.prepare_fold(x[:2000], y[:2000], x[2000:], y[2000:])
     with share.party(0):
-        prepared = model.prepare_fit(x, y)
-        model.fit_prepared(prepared)
+        proba = XGBModelType(params, seed=5).fit_fold(fold)
         assert fit_threads() == 2
     assert seen == ["1"] * 3 + ["2"] * 9
-    assert model.to_bytes() == plain.to_bytes()
+    plain = XGBModelType(params, seed=5)
+    plain.fit(x[:2000], y[:2000])
+    np.testing.assert_array_equal(proba, plain.predict_proba(x[2000:]))
     assert SharedThreads(3, 2).threads(0) == 2 and SharedThreads(3, 2).threads(1) == 1
