@@ -115,6 +115,7 @@ def run_optimize(
 ) -> dict[str, Any]:
     from marketpredictor_train.config import load_settings
     from marketpredictor_train.models.registry import get_model_type
+    from marketpredictor_train.pipelines.common import fitting_threads
     from marketpredictor_train.tuning import tune
 
     model_cls = get_model_type(model_type)
@@ -128,9 +129,10 @@ def run_optimize(
             mlflow=False,
             models_dir=Path(tmp) / "models",
         )
-        start = time.perf_counter()
-        outcome = tune(settings, model_cls, dataset, device="cpu")
-        wall = time.perf_counter() - start
+        with fitting_threads(settings, dataset):  # the threads `mptrain optimize` fits with
+            start = time.perf_counter()
+            outcome = tune(settings, model_cls, dataset, device="cpu")
+            wall = time.perf_counter() - start
     return {
         "pruning": pruning,
         "trials": outcome.trials_run,
