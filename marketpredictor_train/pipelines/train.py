@@ -132,7 +132,8 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
     with run.bound(), ExitStack() as stack:
         model_cls, device = _preflight(settings)
         # The MLflow run spans the rest of the train; an error that stops it closes it FAILED.
-        tracking = stack.enter_context(training_run(settings, run.run_id))
+        # opened once the fits' matrices are built (see _after_matrices)
+        tracking = stack.enter_context(training_run(settings, run.run_id, start_later=True))
         log.info(
             "Training started",
             model_type=model_cls.name,
@@ -157,9 +158,7 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
                 dataset,
                 rows,
                 progress,
-                # validation's libraries load beside the boosting rounds, once the fits'
-                # structures are built and the float matrix is gone
-                prepared=None if settings.skip_validation else _load_evaluation,
+                prepared=lambda: _after_matrices(settings, tracking),
             )
 
         store = ModelStore(settings.models_dir)
@@ -385,6 +384,17 @@ def _fit_on(  # noqa: PLR0913 - what to fit, on which rows, and how to report it
         calibrator = _calibrator(settings, model_cls, calibration, first, x_valid, rows.y)
         del first, x_valid
     return _fit(model_cls, last, progress), calibrator
+
+
+def _after_matrices(settings: Settings, tracking: TrainingRun) -> None:
+    """What starts beside the boosting rounds, once the fits' structures are built and
+    the float matrix is gone: the MLflow run opens (importing MLflow and opening its
+    store) and validation's libraries load. Before, they sat in memory beside the
+    training matrix at the run's peak (500 tickers x 10 years: 672-708 MB against
+    734-830 MB in 3 interleaved pairs, and no slower)."""
+    tracking.start()
+    if not settings.skip_validation:
+        _load_evaluation()
 
 
 def _load_evaluation() -> None:

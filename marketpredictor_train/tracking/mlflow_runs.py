@@ -48,11 +48,19 @@ class TrackingOutcome:
 
 
 @contextmanager
-def training_run(settings: Settings, run_id: str) -> Iterator[TrainingRun]:
+def training_run(
+    settings: Settings, run_id: str, *, start_later: bool = False
+) -> Iterator[TrainingRun]:
     """The MLflow run of one `mptrain train`, open for the whole block; an exception that
-    leaves the block closes it FAILED (KILLED on Ctrl-C) with the error as a tag."""
+    leaves the block closes it FAILED (KILLED on Ctrl-C) with the error as a tag.
+
+    With ``start_later`` the caller calls :meth:`TrainingRun.start` when it suits it (the
+    train: once its fits' quantised matrices are built, so MLflow's libraries and store
+    are not in memory beside the training matrix); the run's start time is still the
+    block's, and anything that needs the run before then opens it at once."""
     run = TrainingRun(settings, run_id)
-    run.start()
+    if not start_later:
+        run.start()
     try:
         yield run
     except BaseException as exc:
@@ -77,6 +85,8 @@ class TrainingRun:
         self._params: set[str] = set()
         self._registered: dict[str, RegisteredVersion] = {}
         self._starting: threading.Thread | None = None
+        self._started = False
+        self._began_ms = int(time.time() * 1000)  # the run's start time, whenever it opens
 
     @property
     def mlflow_run_id(self) -> str | None:
@@ -95,6 +105,9 @@ class TrainingRun:
         caller's MLflow run is active in this thread (the new run is then its child), that
         happens in a background thread while the data loads and the model fits; every
         other method waits for it first."""
+        if self._started:
+            return
+        self._started = True
         if not self.settings.mlflow:
             return
         loaded = sys.modules.get("mlflow")
@@ -108,6 +121,8 @@ class TrainingRun:
         self._starting.start()
 
     def _ready(self) -> None:
+        if not self._started:  # not started yet (start_later): open it now
+            self.start()
         starting, self._starting = self._starting, None
         if starting is not None:
             starting.join()
@@ -150,6 +165,7 @@ class TrainingRun:
                 # becomes this thread's active run when a model is logged in it.
                 opened = client.create_run(
                     experiment,
+                    start_time=self._began_ms,
                     tags=resolve_tags({**tags, MLFLOW_RUN_NAME: self.name}),
                     run_name=self.name,
                 ).info

@@ -151,11 +151,22 @@ def test_a_train_holds_no_training_features_while_the_model_fits(tmp_path, monke
     monkeypatch.setattr(XGBModelType, "fit_prepared", fitting)
     monkeypatch.setattr(train_pipeline._TrainingRows, "release", releasing)
     monkeypatch.setattr(train_pipeline, "import_in_background", importing)
+    from marketpredictor_train.tracking.mlflow_runs import TrainingRun
+
+    start = TrainingRun.start
+
+    def starting(self):
+        if not self._started:
+            events.append("mlflow")
+        start(self)
+
+    monkeypatch.setattr(TrainingRun, "start", starting)
     result = train_pipeline.train(_settings(tmp_path, dry_run=True))
     assert result.metrics["accuracy"] is not None
     assert alive_at_fit == [False, False]  # the calibration fit, then the model's
-    # validation's libraries load while the model fits, not while its matrices are built
-    assert events == ["release", "imports", "fit", "fit"]
+    # the MLflow run opens and validation's libraries load while the model fits, not
+    # while its matrices are built
+    assert events == ["release", "mlflow", "imports", "fit", "fit"]
 
 
 def test_a_fit_takes_the_threads_a_finished_fit_gives_back_and_stays_the_same(monkeypatch):

@@ -253,6 +253,38 @@ def test_an_error_that_stops_the_train_closes_the_run_failed(client, experiment)
     assert mlflow.active_run() is None
 
 
+def test_a_run_started_later_keeps_the_blocks_start_time_and_opens_when_needed(client, experiment):
+    """start_later: nothing is opened until start() (or anything that needs the run);
+    the run's start time is the block's; an error before start() still leaves a FAILED
+    run with the error."""
+    settings = load_settings(experiment_name=experiment)
+    before = int(time.time() * 1000)
+    with training_run(settings, "c0ffee00late", start_later=True) as run:
+        assert client.get_experiment_by_name(experiment) is None  # nothing opened yet
+        time.sleep(0.05)
+        run.start()
+        run.start()  # once
+        run_id = run.mlflow_run_id
+    opened = client.get_run(run_id)
+    assert before <= opened.info.start_time < before + 50
+    assert opened.info.status == "FINISHED"
+    assert len(client.search_runs([opened.info.experiment_id])) == 1
+
+    with (
+        pytest.raises(RuntimeError, match="data exploded"),
+        training_run(settings, "c0ffee0early", start_later=True),
+    ):
+        raise RuntimeError("data exploded")
+    failed = [
+        r
+        for r in client.search_runs([opened.info.experiment_id])
+        if r.data.tags["mptrain.run_id"] == "c0ffee0early"
+    ]
+    assert [r.info.status for r in failed] == ["FAILED"]
+    assert failed[0].data.tags["mptrain.error"] == "data exploded"
+    assert mlflow.active_run() is None
+
+
 def test_with_mlflow_off_nothing_is_logged(client, experiment):
     settings = load_settings(experiment_name=experiment, mlflow=False)
     run_id, warning = train_run(settings)
