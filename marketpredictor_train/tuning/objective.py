@@ -330,7 +330,10 @@ class _Concurrent:
             worker.start()
         try:
             for worker in workers:
-                worker.join()
+                # In short waits: a signal the kernel hands to a lane's thread (Ctrl-C)
+                # is only acted on when this thread wakes.
+                while worker.is_alive():
+                    worker.join(0.1)
         except BaseException:  # e.g. Ctrl-C: the lanes stop at their next round
             self._first_pruned = -1
             raise

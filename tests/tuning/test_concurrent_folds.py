@@ -169,3 +169,42 @@ def test_a_failing_fold_fails_the_trial_and_stops_the_other_lane(small_dataset, 
     with using_threads(2), pytest.raises(RuntimeError, match="fold 2 broke"):
         study.optimize(objective, n_trials=1)
     assert study.trials[0].state == optuna.trial.TrialState.FAIL
+
+
+def test_ctrl_c_stops_a_trial_whose_folds_run_side_by_side_at_once():
+    """SIGINT the kernel hands to a lane's thread still stops the trial promptly (the
+    trial's thread waits in short joins), and the lanes stop at their next round."""
+    import signal
+    import threading
+    import time
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    days = np.repeat(np.arange("2020-01-01", "2021-01-01", dtype="datetime64[D]"), 500)
+    X = rng.standard_normal((days.size, 8)).astype(np.float32)
+    y = (rng.random(days.size) > 0.5).astype(np.int8)
+    data = TuningData(X, y, walk_forward_folds(days, y, n_folds=2, purge_gap=1))
+    objective = Objective(XGB, data, device="cpu", seed=1, pruning=False)
+    study = optuna.create_study()
+    study.enqueue_trial({"n_estimators": 5000, "max_depth": 8})  # a minute or more a fold
+
+    def interrupt():
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            lanes = [t for t in threading.enumerate() if t.name.startswith("mptrain-fold-lane")]
+            if lanes:
+                time.sleep(0.5)  # the lanes are fitting
+                signal.pthread_kill(lanes[0].ident, signal.SIGINT)
+                return
+            time.sleep(0.05)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    started = time.monotonic()
+    with using_threads(2), pytest.raises(KeyboardInterrupt):
+        study.optimize(objective, n_trials=1)
+    assert time.monotonic() - started < 20  # one fold alone takes longer
+    deadline = time.monotonic() + 10
+    while any(t.name.startswith("mptrain-fold-lane") for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the lanes kept fitting after Ctrl-C"
+        time.sleep(0.05)
