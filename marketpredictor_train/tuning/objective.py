@@ -64,12 +64,10 @@ class FoldReporter:
         self._judge = judge
         self._cancelled = cancelled
         self._due = False
-        self._verdict = False
         self.rounds = 0  # rounds the model fitted in this fold
         self.reports = 0  # of which were passed on to the trial
         self.kept: list[tuple[int, float]] = []  # (step, value) held back, with judge
         self.pruned = False  # judge said prune at the last kept step
-        self.stopped = False  # cancelled
 
     @property
     def study(self) -> optuna.Study:
@@ -100,15 +98,13 @@ class FoldReporter:
             self._trial.report(float(value), self._offset + step)
             return
         self.kept.append((self._offset + step, float(value)))
-        self._verdict = self._judge(self._offset + step, float(value))
-        self.pruned = self._verdict
+        self.pruned = self._judge(self._offset + step, float(value))
 
     def should_prune(self) -> bool:
         if self._cancelled is not None and self._cancelled():
-            self.stopped = True
             return True
         if self._judge is not None:
-            return self._due and self._verdict
+            return self._due and self.pruned
         return self._due and self._trial.should_prune()
 
 
@@ -239,8 +235,7 @@ class Objective:
             run = _Run(fold.index, fitted=1)
             runs.append(run)
             self.fit_one(run, self.fold_data(fold), params, reporter)
-            if run.pruned is not None:
-                run.loss = None
+            if run.pruned is not None:  # inside the fold: it has no loss
                 break
             if self.pruning and fold.index < len(self.data.folds) - 1:
                 assert run.loss is not None
@@ -341,14 +336,15 @@ class _Concurrent:
             raise errors[0]
         self._outcome()
 
-    def _cancelled(self, index: int) -> Callable[[], bool]:
-        return lambda: self._first_pruned < index
+    def _stopped(self, index: int) -> bool:
+        """Whether fold ``index`` is past an earlier pruned fold (or every lane stops)."""
+        return self._first_pruned < index
 
     def _lane(self, number: int, lane: list[Fold], errors: list[BaseException]) -> None:
         try:
             with self.share.party(number):
                 for fold in lane:
-                    if self._first_pruned < fold.index:
+                    if self._stopped(fold.index):
                         return
                     self._fold(fold)
         except BaseException as exc:  # noqa: BLE001 - raised again in the trial's thread
@@ -366,7 +362,7 @@ class _Concurrent:
             fold.index,
             pruning=pruning,
             judge=self.judge if pruning else None,
-            cancelled=self._cancelled(fold.index),
+            cancelled=lambda: self._stopped(fold.index),
         )
         run = self.runs[fold.index]
         run.fitted = 1
