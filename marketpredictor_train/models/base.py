@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,6 +23,39 @@ class FoldData:
     X_valid: np.ndarray | None
     y_valid: np.ndarray
     prepared: Any = None
+
+
+class RowBatches(Protocol):
+    """Training rows as :meth:`ModelType.prepare_fit` reads them: every label at once, and
+    the features a batch of rows at a time (C order, the type's ``feature_dtype``), in
+    row order, as often as the library wants to read them. A run reads them straight from
+    its feature table, so no matrix of every row is ever built."""
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Every row's label (0/1), in row order."""
+        ...
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(features, labels) of one batch of rows after another."""
+        ...
+
+
+@dataclass(frozen=True)
+class ArrayBatches:
+    """:class:`RowBatches` of arrays already in memory, ``size`` rows a batch."""
+
+    X: np.ndarray
+    y: np.ndarray
+    size: int = 1 << 15
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.y
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for start in range(0, len(self.y), self.size):
+            yield self.X[start : start + self.size], self.y[start : start + self.size]
 
 
 class ModelType(ABC):
@@ -85,16 +118,18 @@ class ModelType(ABC):
         the tuner then prunes between folds only."""
         self.fit(X, y)
 
-    def prepare_fit(self, X: np.ndarray, y: np.ndarray) -> Any:
-        """The model library's own training structure of (``X``, ``y``), built with this
-        model's parameters, for a type that has one (XGBoost's quantised matrix): a run
-        builds it, lets go of ``X`` and fits with :meth:`fit_prepared`, so the float
-        matrix is not held while the model fits. None (the default): the type fits on the
-        arrays, with :meth:`fit`."""
+    def prepare_fit(self, rows: RowBatches) -> Any:
+        """The model library's own training structure of ``rows``, built with this model's
+        parameters, for a type that has one (XGBoost's quantised matrix): a run builds it
+        from its feature table a batch of rows at a time and fits with
+        :meth:`fit_prepared`, so no float matrix of the training rows exists at any time.
+        None (the default): the run builds the matrix and the type fits on it, with
+        :meth:`fit`."""
         return None
 
     def fit_prepared(self, prepared: Any) -> None:
-        """Fit on what :meth:`prepare_fit` returned: the very model ``fit(X, y)`` makes."""
+        """Fit on what :meth:`prepare_fit` returned: the very model ``fit(X, y)`` makes on
+        the same rows as one matrix."""
         raise NotImplementedError(f"{self.name} has no prepare_fit")
 
     @classmethod

@@ -3,10 +3,11 @@ learning rate 0.1, logloss). Saved as XGBoost's own UBJSON, never pickled."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from marketpredictor_train.models.base import FoldData, ModelType
+from marketpredictor_train.models.base import FoldData, ModelType, RowBatches
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,20 +61,28 @@ class XGBModelType(ModelType):
         self._model = self._build()
         self._model.fit(X, y, verbose=False)
 
-    def prepare_fit(self, X: np.ndarray, y: np.ndarray) -> Any:
-        """The quantised matrix XGBClassifier.fit would build from (X, y) with this
-        model's parameters (its ``max_bin`` among them)."""
+    def prepare_fit(self, rows: RowBatches) -> Any:
+        """The quantised matrix XGBClassifier.fit would build from the same rows as one
+        matrix, with this model's parameters (its ``max_bin`` among them), built from the
+        rows a batch at a time (XGBoost reads them twice: the quantile cuts, then the
+        bins; the cuts are those of the whole matrix)."""
         import numpy as np
         import xgboost
 
-        classes = np.unique(y)
+        classes = np.unique(rows.labels)
         if classes.shape != (2,) or not (classes == (0, 1)).all():
             # what XGBClassifier.fit refuses, refused before any matrix is built
             raise ValueError(f"Invalid classes inferred from unique values of `y`: {classes}")
         model = self._build()
-        return xgboost.QuantileDMatrix(
-            X, label=y, missing=model.missing, nthread=model.n_jobs, max_bin=model.max_bin
-        )
+        batches = _batch_iter(rows)
+        try:
+            return xgboost.QuantileDMatrix(
+                batches, missing=model.missing, nthread=model.n_jobs, max_bin=model.max_bin
+            )
+        finally:
+            # The iterator and its callbacks form a reference cycle: without this the rows
+            # (a run's whole feature frame) would live until Python's cycle collector ran.
+            batches.forget()
 
     def fit_prepared(self, prepared: Any) -> None:
         import xgboost
@@ -243,6 +252,43 @@ class XGBModelType(ModelType):
             "subsample": trial.suggest_float("subsample", 0.6, 1.0),
             "colsample_bytree": trial.suggest_float("colsample_bytree", 0.6, 1.0),
         }
+
+
+def _batch_iter(rows: RowBatches) -> Any:
+    """An xgboost.DataIter over ``rows``: each pass reads them afresh, batch by batch, and
+    XGBoost lets each batch go once it has read it; ``forget()`` drops the rows."""
+    return _batches_class()(rows)
+
+
+@functools.cache
+def _batches_class() -> type:
+    # Made once (XGBoost loads only when a model fits) and taking the rows as an argument:
+    # nothing that outlives the matrix may hold them.
+    import xgboost
+
+    class Batches(xgboost.DataIter):
+        def __init__(self, rows: RowBatches) -> None:
+            self._rows: RowBatches | None = rows
+            self._batches: Any = None
+            super().__init__(release_data=True)
+
+        def forget(self) -> None:
+            self._rows = self._batches = None
+
+        def next(self, input_data: Any) -> bool:
+            if self._batches is None:
+                assert self._rows is not None
+                self._batches = iter(self._rows)
+            batch = next(self._batches, None)
+            if batch is None:
+                return False
+            input_data(data=batch[0], label=batch[1])
+            return True
+
+        def reset(self) -> None:
+            self._batches = None
+
+    return Batches
 
 
 def _follow_threads() -> Any:

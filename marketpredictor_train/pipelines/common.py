@@ -72,14 +72,15 @@ EVALUATION_MODULES = ("arch.bootstrap", "scipy.stats")
 REPORT_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 
 
-def import_in_background(modules: Sequence[str]) -> None:
-    """Import ``modules`` in a daemon thread. A later import of one waits for it under
-    Python's import lock; a failure here is left for that import to raise. Model fits
-    release the GIL, so the imports overlap them."""
+def import_in_background(modules: Sequence[str], *, after: float = 0.0) -> None:
+    """Import ``modules`` in a daemon thread, starting ``after`` seconds from now. A later
+    import of one waits for it under Python's import lock; a failure here is left for that
+    import to raise. Model fits release the GIL, so the imports overlap them."""
     import importlib
     import threading
 
     def work() -> None:
+        time.sleep(after)
         for name in modules:
             try:
                 importlib.import_module(name)
@@ -277,6 +278,49 @@ def score_champion(
         proba,
         horizon=horizon,
     )
+
+
+# What validation reads of the prices when no model has to rebuild its features from
+# them: the trading view's and the champion's price context (close-to-close returns) and
+# the market calendar.
+SCORING_PRICE_COLUMNS = ("date", "ticker", "close")
+
+
+def prices_for_validation(
+    loaded: LoadedData, dataset: Dataset, store: ModelStore, horizon: int
+) -> LoadedData:
+    """``loaded`` with only what validating this run's model reads of its prices. All of
+    them when the production model rebuilds its features from them (its feature spec is
+    not this run's) or cannot be read (validation then warns without scoring it). Else
+    SCORING_PRICE_COLUMNS, from the backtest start (or the production model's last
+    training date, if earlier: its unseen rows are counted on the market calendar from
+    there) and ``horizon`` rows before: the trading view's and the champion's price
+    context. A train holds this instead of the prices while it fits (500 tickers x 10
+    years: 2 MB instead of 73)."""
+    from marketpredictor_train.validation.backtest import rows_from
+
+    if not set(SCORING_PRICE_COLUMNS) <= set(loaded.frame.columns):
+        return loaded
+    try:
+        production = store.production()
+    except MptrainError:
+        return loaded
+    first = dataset.window.backtest_start
+    if production is not None:
+        manifest = production.manifest
+        same_features = manifest.get("feature_spec_hash") == dataset.spec.hash and set(
+            manifest.get("feature_columns") or ()
+        ) <= set(dataset.backtest.columns)
+        if not same_features:
+            return loaded
+        train_end = (manifest.get("data_window") or {}).get("train_end")
+        if train_end:
+            try:
+                first = min(first, date.fromisoformat(str(train_end)))
+            except ValueError:
+                return loaded
+    prices = rows_from(loaded.frame.select(SCORING_PRICE_COLUMNS), first, horizon)
+    return dataclasses.replace(loaded, frame=prices)
 
 
 def champion_on_rows(  # noqa: PLR0913 - the champion, the challenger's rows, and how to score

@@ -29,6 +29,7 @@ from marketpredictor_train.pipelines.common import (
     logs_reports_dir,
     model_type_and_device,
     prepare_data,
+    prices_for_validation,
     run_report_folder,
     score_champion,
     universe_notes,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from marketpredictor_train.config import Settings
     from marketpredictor_train.data import LoadedData
     from marketpredictor_train.dataset import Dataset
+    from marketpredictor_train.dataset.table import FrameBatches
     from marketpredictor_train.models.base import ModelType
     from marketpredictor_train.models.calibration import Calibrator
     from marketpredictor_train.progress import ProgressCallback
@@ -143,6 +145,9 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
             device=device,
         )
         loaded, dataset = prepare_data(settings, timer, progress)
+        store = ModelStore(settings.models_dir)
+        # Rebinding `loaded` lets the price columns validation does not read go now.
+        loaded = prices_for_validation(loaded, dataset, store, settings.horizon)
         stack.enter_context(fitting_threads(settings, dataset))
         params, param_source = choose_params(
             settings, model_cls, dataset, device=device, timer=timer, progress=progress
@@ -161,7 +166,6 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
                 prepared=lambda: _after_matrices(settings, tracking),
             )
 
-        store = ModelStore(settings.models_dir)
         with timer("validate"):
             validation = _validate(settings, model, calibrator, dataset, loaded, store)
         if validation.report is None:
@@ -275,10 +279,10 @@ def train(settings: Settings, *, progress: ProgressCallback | None = None) -> Tr
 def _training_rows(
     settings: Settings, model_cls: type[ModelType], dataset: Dataset
 ) -> tuple[_TrainingRows, Dataset]:
-    """The training matrix and labels, and the dataset without its training features
-    (unless --refit needs them again): once the caller drops the dataset it had, the
-    frame and the matrix are not both held while the model fits."""
-    rows = _TrainingRows(*dataset.xy(dataset.train, model_cls.feature_dtype))
+    """The training rows, and the dataset without its training features (unless --refit
+    needs them again): once the caller drops the dataset it had, the training features
+    live only in the rows, which let them go once the fits no longer read them."""
+    rows = _TrainingRows(dataset, model_cls.feature_dtype)
     return rows, dataset if settings.refit else dataset.without_train_features()
 
 
@@ -292,44 +296,68 @@ def fit_model(
 ) -> tuple[ModelType, Calibrator | None]:
     """The model `train` fits on the training part, and its calibration map (fitted
     first, on the last purged fold of the training part; None with --calibration none)."""
-    rows = _TrainingRows(*dataset.xy(dataset.train, model_cls.feature_dtype))
+    rows = _TrainingRows(dataset, model_cls.feature_dtype)
     return _fit_on(settings, model_cls, params, device, dataset, rows, progress)
 
 
 class _TrainingRows:
-    """The training matrix and labels, held in one place: once the model library has
-    built its own structure of the rows (``ModelType.prepare_fit``) the matrix is let go,
-    and the fits run without it."""
+    """The training part's features and labels, held in one place: read a batch at a
+    time by a model type that builds its own structure of them (``prepare_fit``), or
+    made into one matrix for a type that fits on arrays (the feature frame is let go once
+    the matrix exists); :meth:`release` lets both go. Only the feature and label columns
+    are held (not the part's tickers and returns)."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
-        self.x: np.ndarray | None = x
-        self.y = y
+    def __init__(self, dataset: Dataset, dtype: str) -> None:
+        import polars as pl
+
+        self._columns = list(dataset.feature_columns)
+        kept = [dataset.train.get_column(c) for c in (*self._columns, "label")]
+        self._frame: pl.DataFrame | None = pl.DataFrame(kept)
+        self._dtype = dtype
+        self._x: np.ndarray | None = None
+        self.y = dataset.train.get_column("label").to_numpy()
+
+    def batches(self, rows: np.ndarray | None = None) -> FrameBatches:
+        from marketpredictor_train.dataset.table import FrameBatches
+
+        assert self._frame is not None, "the training features were released"
+        return FrameBatches(self._frame, self._columns, self._dtype, rows)
 
     def matrix(self) -> np.ndarray:
-        assert self.x is not None, "the training matrix was released"
-        return self.x
+        """Every row's features as one matrix, built once; the frame goes then."""
+        if self._x is None:
+            self._x = self.batches().matrix()
+            self._frame = None
+        return self._x
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """The features of ``rows`` (ascending positions) as a matrix of their own."""
+        if self._x is not None:
+            return self._x[rows]
+        return self.batches(rows).matrix()
 
     def release(self) -> None:
-        self.x = None
+        self._frame = None
+        self._x = None
 
 
 @dataclass
 class _Fit:
-    """One fit to make: the model, and its rows as arrays or as the model library's own
-    structure of them."""
+    """One fit to make: the model and which training rows it learns from (None: every
+    row), as the model library's own structure of them or as a matrix."""
 
     model: ModelType
-    x: np.ndarray | None
+    rows: np.ndarray | None
     y: np.ndarray
+    x: np.ndarray | None = None
     prepared: Any = None
 
-    def prepare(self) -> None:
-        """Build the library's structure of the rows (``prepare_fit``) and let the
-        arrays go; nothing for a type without one."""
-        assert self.x is not None
-        self.prepared = self.model.prepare_fit(self.x, self.y)
-        if self.prepared is not None:
-            self.x = None
+    def prepare(self, training: _TrainingRows) -> None:
+        """Build the library's structure of the rows (``prepare_fit``), reading them a
+        batch at a time; for a type without one, take the matrix of the rows."""
+        self.prepared = self.model.prepare_fit(training.batches(self.rows))
+        if self.prepared is None:
+            self.x = training.matrix() if self.rows is None else training.take(self.rows)
 
     def run(self) -> ModelType:
         if self.prepared is not None:
@@ -351,11 +379,17 @@ def _fit_on(  # noqa: PLR0913 - what to fit, on which rows, and how to report it
     *,
     prepared: Callable[[], None] | None = None,
 ) -> tuple[ModelType, Calibrator | None]:
-    """Both fits of a run. For a model type with ``prepare_fit`` the structures of the
-    calibration rows and of every row are built first, one after the other, and the
-    float matrix is then let go: neither fit holds it (500 tickers x 10 years: 117 MB in
-    float32, and 94 MB more for the calibration rows' copy). ``prepared`` is called then,
-    before either fit."""
+    """Both fits of a run, one after the other: the calibration fit (when there is one),
+    then the model's. For a model type with ``prepare_fit`` each fit's structure is built
+    from the feature frame a batch of rows at a time, so no float matrix of the training
+    rows exists (500 tickers x 10 years: 117 MB in float32, and 94 MB more for the
+    calibration rows' copy); the frame goes once the model's structure is built, and the
+    calibration fit's structure before it is, so no two are held at once. A type that
+    fits on arrays gets a copy of the calibration rows, then the matrix (the frame goes
+    once it is built). ``prepared`` is called before the model's fit starts: what it
+    starts is in memory beside that fit's structure only. Freed memory is handed back to
+    the system after each fit."""
+    from marketpredictor_train.memory import hand_back_freed_memory
 
     def new_model() -> ModelType:
         return model_cls(params, device=device, seed=settings.seed)
@@ -363,42 +397,47 @@ def _fit_on(  # noqa: PLR0913 - what to fit, on which rows, and how to report it
     calibrator = None
     calibration = _calibration_rows(settings, dataset, rows)
     if calibration is not None:
-        x_valid = rows.matrix()[calibration.valid_rows]
-        first = _Fit(
-            new_model(), rows.matrix()[calibration.train_rows], rows.y[calibration.train_rows]
-        )
+        first = _Fit(new_model(), calibration.train_rows, rows.y[calibration.train_rows])
         try:
-            first.prepare()
+            first.prepare(rows)
         except Exception as exc:
             raise _calibration_failed(model_cls, exc) from exc
-    last = _Fit(new_model(), rows.matrix(), rows.y)
+        calibrator = _calibrator(settings, model_cls, calibration, first, rows)
+        del first
+        hand_back_freed_memory()
+    last = _Fit(new_model(), None, rows.y)
     try:
-        last.prepare()
+        last.prepare(rows)
     except Exception as exc:
         raise _fit_failed(model_cls, exc) from exc
-    if last.prepared is not None:
-        rows.release()
+    rows.release()  # the fit holds what it fits on
     if prepared is not None:
         prepared()
-    if calibration is not None:
-        calibrator = _calibrator(settings, model_cls, calibration, first, x_valid, rows.y)
-        del first, x_valid
-    return _fit(model_cls, last, progress), calibrator
+    model = _fit(model_cls, last, progress)
+    del last
+    hand_back_freed_memory()
+    return model, calibrator
+
+
+# Polars' allocator hands the pages of a freed frame back within 0.4 s (the decay times
+# the `mptrain` command sets): what starts after the feature frame is let go waits that
+# long, so that it is not in memory beside those pages. The model fits meanwhile.
+AFTER_RELEASE_S = 0.4
 
 
 def _after_matrices(settings: Settings, tracking: TrainingRun) -> None:
-    """What starts beside the boosting rounds, once the fits' structures are built and
-    the float matrix is gone: the MLflow run opens (importing MLflow and opening its
-    store) and validation's libraries load. Before, they sat in memory beside the
-    training matrix at the run's peak (500 tickers x 10 years: 672-708 MB against
-    734-830 MB in 3 interleaved pairs, and no slower)."""
-    tracking.start()
+    """What starts beside the model's boosting rounds, once its structure is built, the
+    feature frame is gone and the calibration fit is done: the MLflow run opens
+    (importing MLflow and opening its store) and validation's libraries load, about
+    130 MB together, in memory beside one fit's structure only (and AFTER_RELEASE_S
+    later, once the frame's pages are back with the system)."""
+    tracking.start(after=AFTER_RELEASE_S)
     if not settings.skip_validation:
-        _load_evaluation()
+        _load_evaluation(after=AFTER_RELEASE_S)
 
 
-def _load_evaluation() -> None:
-    import_in_background((*EVALUATION_MODULES, *REPORT_MODULES))
+def _load_evaluation(*, after: float = 0.0) -> None:
+    import_in_background((*EVALUATION_MODULES, *REPORT_MODULES), after=after)
 
 
 def _fit_failed(model_cls: type[ModelType], exc: Exception) -> TrainingError:
@@ -449,12 +488,12 @@ def _calibrator(
     model_cls: type[ModelType],
     fold: Fold,
     fit: _Fit,
-    x_valid: np.ndarray,
-    y: np.ndarray,
+    rows: _TrainingRows,
 ) -> Calibrator | None:
     """The calibration map of this run: the same model type and parameters fitted on the
     training part without its last purged walk-forward fold, whose P(up) on that fold
-    (rows it never saw) are mapped to what happened there."""
+    (rows it never saw, read from ``rows`` once the fit is done) are mapped to what
+    happened there."""
     from marketpredictor_train.models.calibration import fit_calibrator
 
     try:
@@ -466,8 +505,8 @@ def _calibrator(
         raise _calibration_failed(model_cls, exc) from exc
     calibrator = fit_calibrator(
         settings.calibration,
-        model.predict_proba(x_valid),
-        y[fold.valid_rows],
+        model.predict_proba(rows.take(fold.valid_rows)),
+        rows.y[fold.valid_rows],
         fitted_on={
             "fold_train_end": fold.train_end.isoformat(),
             "valid_start": fold.valid_start.isoformat(),

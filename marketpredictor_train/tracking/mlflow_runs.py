@@ -100,11 +100,11 @@ class TrainingRun:
         saved, then ``train-<version>``."""
         return f"train-{'dry-' if self.settings.dry_run else ''}{self.run_id}"
 
-    def start(self) -> None:
+    def start(self, *, after: float = 0.0) -> None:
         """Open the run. Importing MLflow and opening its store takes seconds, so unless a
         caller's MLflow run is active in this thread (the new run is then its child), that
-        happens in a background thread while the data loads and the model fits; every
-        other method waits for it first."""
+        happens in a background thread, ``after`` seconds from now, while the model fits;
+        every other method waits for it first."""
         if self._started:
             return
         self._started = True
@@ -115,8 +115,13 @@ class TrainingRun:
             self._start(nested=True)
             return
         context = contextvars.copy_context()  # log lines keep the run id bound to them
+
+        def begin() -> None:
+            time.sleep(after)
+            self._start()
+
         self._starting = threading.Thread(
-            target=context.run, args=(self._start,), name="mptrain-mlflow", daemon=True
+            target=context.run, args=(begin,), name="mptrain-mlflow", daemon=True
         )
         self._starting.start()
 

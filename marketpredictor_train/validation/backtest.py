@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from datetime import date
+from typing import TYPE_CHECKING, Any, cast
 
 from marketpredictor_train.errors import MptrainError
 from marketpredictor_train.validation.gate import ThresholdCheck, check_thresholds
@@ -228,6 +229,19 @@ class ValidationReport:
         }
 
 
+def rows_from(prices: pl.DataFrame, first: date, horizon: int) -> pl.DataFrame:
+    """The rows of ``prices`` (sorted by ticker, date) that returns over ``horizon`` rows
+    from ``first`` on read: every row dated ``first`` or later, and the ``horizon`` rows
+    of its ticker before. A few rows of the ticker before are kept too at a ticker's
+    start; a shift that checks the ticker ignores them."""
+    import polars as pl
+
+    recent = pl.col("date") >= first
+    return prices.filter(
+        pl.any_horizontal([recent.shift(-k, fill_value=False) for k in range(horizon + 1)])
+    )
+
+
 def price_context(ohlcv: pl.DataFrame, rows: pl.DataFrame, horizon: int) -> pl.DataFrame:
     """For each row (ticker, date), in the rows' order: the ticker's close-to-next-close
     return (what a position held that day earns) and its return over the previous
@@ -239,6 +253,9 @@ def price_context(ohlcv: pl.DataFrame, rows: pl.DataFrame, horizon: int) -> pl.D
     prices = ohlcv.select("ticker", "date", "close")
     if not ordered_by_ticker_date(prices):
         prices = prices.sort("ticker", "date")
+    if rows.height:
+        # The whole price history of a universe is 1.26M rows; the backtest's, 70k.
+        prices = rows_from(prices, cast(date, rows.get_column("date").min()), horizon)
     # On rows sorted by (ticker, date), a shift stays inside the ticker where the shifted
     # ticker is the same: row-wise, without partitioning every price row by ticker.
     ticker, close = pl.col("ticker"), pl.col("close")
@@ -252,7 +269,7 @@ def price_context(ohlcv: pl.DataFrame, rows: pl.DataFrame, horizon: int) -> pl.D
         .then(close / close.shift(horizon) - 1.0)
         .alias("past_return"),
     )
-    if rows.height:  # only the dates the rows need (the shifts read the earlier rows first)
+    if rows.height:  # the dates the rows need
         ctx = ctx.filter(pl.col("date") >= rows.get_column("date").min())
     return (
         rows.select("ticker", "date")

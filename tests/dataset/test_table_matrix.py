@@ -32,12 +32,12 @@ def test_float32_matrix_is_the_float64_one_rounded_and_c_ordered():
     np.testing.assert_array_equal(y32, y64)
 
 
-def test_without_train_features_keeps_keys_labels_and_the_backtest():
+def test_without_train_features_keeps_dates_labels_and_the_backtest():
     dataset = _dataset()
     slim = dataset.without_train_features()
-    assert not set(dataset.feature_columns) & set(slim.train.columns)
-    assert {"ticker", "date", "label"} <= set(slim.train.columns)
+    assert slim.train.columns == ["date", "label"]
     assert slim.train.height == dataset.train.height
     assert slim.backtest.equals(dataset.backtest)
     assert slim.train.get_column("label").equals(dataset.train.get_column("label"))
+    assert slim.train.get_column("date").equals(dataset.train.get_column("date"))
     assert isinstance(slim.train, pl.DataFrame)

@@ -1,12 +1,14 @@
-"""A model type's own training structure (XGBoost's quantised matrix, ``prepare_fit``):
-the model fitted on it is the model ``fit`` makes, byte for byte, and a run lets the float
-matrix go before either of its fits."""
+"""A model type's own training structure (XGBoost's quantised matrix, ``prepare_fit``),
+built from rows read a batch at a time: the model fitted on it is the model ``fit`` makes
+on the same rows as one matrix, byte for byte, and a run builds no float matrix of its
+training rows and holds one fit's structure at a time."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from marketpredictor_train.models.base import ArrayBatches
 from marketpredictor_train.models.registry import get_model_type
 from marketpredictor_train.models.xgb import XGBModelType
 from marketpredictor_train.pipelines import train as train_pipeline
@@ -27,27 +29,55 @@ def _rows(n=3_000, seed=0):
         {"n_estimators": 20, "max_bin": 32},  # the matrix is binned as the model says
     ],
 )
-def test_xgboost_fitted_on_its_prepared_matrix_is_the_model_fit_makes(params):
+@pytest.mark.parametrize("batch", [500, 1024, 3_000])  # several batches, a ragged last one
+def test_xgboost_fitted_on_its_prepared_matrix_is_the_model_fit_makes(params, batch):
     x, y = _rows()
     plain = XGBModelType(params, seed=7)
     plain.fit(x, y)
     prepared = XGBModelType(params, seed=7)
-    prepared.fit_prepared(prepared.prepare_fit(x, y))
+    prepared.fit_prepared(prepared.prepare_fit(ArrayBatches(x, y, size=batch)))
     assert prepared.to_bytes() == plain.to_bytes()
     np.testing.assert_array_equal(prepared.predict_proba(x), plain.predict_proba(x))
     np.testing.assert_array_equal(prepared.feature_importance(), plain.feature_importance())
 
 
+def test_the_matrix_read_in_batches_has_the_cuts_of_the_whole_matrix():
+    import xgboost
+
+    x, y = _rows(20_000)
+    x[::7, 2] = np.nan  # missing values, and ties
+    x[:, 3] = np.round(x[:, 3], 1)
+    whole = xgboost.QuantileDMatrix(x, label=y, max_bin=256)
+    batched = XGBModelType().prepare_fit(ArrayBatches(x, y, size=3_000))
+    for a, b in zip(whole.get_quantile_cut(), batched.get_quantile_cut(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(batched.get_label(), y.astype(np.float32))
+
+
+def test_the_batch_iterator_keeps_no_rows_alive_once_the_matrix_is_built():
+    import gc
+    import weakref
+
+    x, y = _rows()
+    batches = ArrayBatches(x, y, size=1_000)
+    seen = weakref.ref(batches)
+    matrix = XGBModelType().prepare_fit(batches)
+    del batches
+    assert seen() is None  # no cycle, no cached class holds them (no gc.collect needed)
+    gc.collect()
+    assert matrix.num_row() == len(y)
+
+
 def test_labels_of_one_class_are_refused_before_a_matrix_is_built():
     x, _ = _rows()
     with pytest.raises(ValueError, match="Invalid classes"):
-        XGBModelType().prepare_fit(x, np.ones(len(x), dtype=np.int8))
+        XGBModelType().prepare_fit(ArrayBatches(x, np.ones(len(x), dtype=np.int8)))
 
 
 def test_a_model_type_without_a_structure_of_its_own_fits_on_the_arrays():
     rf = get_model_type("rf")
     x, y = _rows(300)
-    assert rf().prepare_fit(x, y) is None
+    assert rf().prepare_fit(ArrayBatches(x, y)) is None
     with pytest.raises(NotImplementedError):
         rf().fit_prepared(object())
 
@@ -77,9 +107,11 @@ def small(tmp_path):
 
 
 @pytest.mark.parametrize("max_bin", [None, 64])
-def test_a_run_lets_the_matrix_go_before_it_fits_and_fits_the_same_models(
+def test_a_run_builds_each_structure_from_the_frame_and_fits_the_models_the_arrays_give(
     small, monkeypatch, max_bin
 ):
+    """The calibration fit's structure is built, fitted and let go before the model's is
+    built; no training matrix is made; and the two models are those fitted on arrays."""
     settings, dataset = small
     xgb = get_model_type("xgb")
     params = {**xgb.default_params, "n_estimators": 30}
@@ -87,34 +119,53 @@ def test_a_run_lets_the_matrix_go_before_it_fits_and_fits_the_same_models(
         params["max_bin"] = max_bin
     events = []
     release = train_pipeline._TrainingRows.release
+    matrix = train_pipeline._TrainingRows.matrix
+    prepare_fit = XGBModelType.prepare_fit
     fit_prepared = XGBModelType.fit_prepared
 
     def releasing(self):
         events.append("release")
         release(self)
 
+    def whole_matrix(self):
+        events.append("matrix")
+        return matrix(self)
+
+    def preparing(self, rows):
+        events.append(f"prepare {len(rows.labels)}")
+        return prepare_fit(self, rows)
+
     def fitting(self, prepared):
-        events.append("fit")
+        events.append(f"fit {prepared.num_row()}")
         fit_prepared(self, prepared)
 
     monkeypatch.setattr(train_pipeline._TrainingRows, "release", releasing)
+    monkeypatch.setattr(train_pipeline._TrainingRows, "matrix", whole_matrix)
+    monkeypatch.setattr(XGBModelType, "prepare_fit", preparing)
     monkeypatch.setattr(XGBModelType, "fit_prepared", fitting)
     model, calibrator = train_pipeline.fit_model(settings, xgb, params, "cpu", dataset)
-    assert events == ["release", "fit", "fit"]  # calibration fit, then the model's
     assert calibrator is not None
+    first = calibrator.to_dict()["fitted_on"]["train_rows"]
+    n = dataset.train.height
+    assert first < n
+    assert events == [f"prepare {first}", f"fit {first}", f"prepare {n}", "release", f"fit {n}"]
 
-    # the same run on the arrays (as before prepare_fit) gives the same two models
-    monkeypatch.setattr(XGBModelType, "prepare_fit", lambda self, x, y: None)
+    # the same run on the arrays (a type without prepare_fit) gives the same two models
+    events.clear()
+    monkeypatch.setattr(XGBModelType, "prepare_fit", lambda self, rows: None)
     plain, plain_calibrator = train_pipeline.fit_model(settings, xgb, params, "cpu", dataset)
-    assert events == ["release", "fit", "fit"]  # nothing prepared, nothing released
+    assert events == ["matrix", "release"]  # the calibration rows, then the matrix
     assert model.to_bytes() == plain.to_bytes()
     assert calibrator.to_dict() == plain_calibrator.to_dict()
 
 
-def test_a_train_holds_no_training_features_while_the_model_fits(tmp_path, monkeypatch):
-    """The feature frame of the training part (as big as the float matrix) is let go
-    once the matrix is built: nothing of the run (its locals, the fit-threads block)
-    keeps it alive while the model fits."""
+def test_a_train_holds_no_training_features_or_price_history_while_the_model_fits(
+    tmp_path, monkeypatch
+):
+    """The feature frame of the training part is let go once the model's structure is
+    built (the calibration fit, before, still needs it), and the price history once the
+    table is built: nothing of the run (its locals, the fit-threads block) keeps either
+    alive while the model fits. What starts beside that fit starts after it begins."""
     import gc
     import weakref
 
@@ -123,7 +174,7 @@ def test_a_train_holds_no_training_features_while_the_model_fits(tmp_path, monke
 
     def recording(settings, timer, progress):
         loaded, dataset = prepare_data(settings, timer, progress)
-        built.append(weakref.ref(dataset.train))
+        built.append((weakref.ref(dataset.train), weakref.ref(loaded.frame)))
         return loaded, dataset
 
     alive_at_fit = []
@@ -132,20 +183,25 @@ def test_a_train_holds_no_training_features_while_the_model_fits(tmp_path, monke
     release = train_pipeline._TrainingRows.release
     import_in_background = train_pipeline.import_in_background
 
+    held = []  # the feature frame the training rows hold until they let it go
+
     def fitting(self, prepared):
         gc.collect()
-        alive_at_fit.append(built[0]() is not None)
+        table, prices = built[0]
+        features = held[0]() is not None if held else True
+        alive_at_fit.append((table() is not None, features, prices() is not None))
         events.append("fit")
         fit_prepared(self, prepared)
 
     def releasing(self):
         events.append("release")
+        held.append(weakref.ref(self._frame))
         release(self)
 
-    def importing(modules):
+    def importing(modules, *, after=0.0):
         if "arch.bootstrap" in modules:  # the evaluation's, not the model library's
-            events.append("imports")
-        import_in_background(modules)
+            events.append(f"imports after {after}")
+        import_in_background(modules, after=after)
 
     monkeypatch.setattr(train_pipeline, "prepare_data", recording)
     monkeypatch.setattr(XGBModelType, "fit_prepared", fitting)
@@ -155,18 +211,21 @@ def test_a_train_holds_no_training_features_while_the_model_fits(tmp_path, monke
 
     start = TrainingRun.start
 
-    def starting(self):
+    def starting(self, *, after=0.0):
         if not self._started:
-            events.append("mlflow")
-        start(self)
+            events.append(f"mlflow after {after}")
+        start(self, after=after)
 
     monkeypatch.setattr(TrainingRun, "start", starting)
     result = train_pipeline.train(_settings(tmp_path, dry_run=True))
     assert result.metrics["accuracy"] is not None
-    assert alive_at_fit == [False, False]  # the calibration fit, then the model's
-    # the MLflow run opens and validation's libraries load while the model fits, not
-    # while its matrices are built
-    assert events == ["release", "mlflow", "imports", "fit", "fit"]
+    # (the table, the features, the prices) at the calibration fit, then the model's
+    assert alive_at_fit == [(False, True, False), (False, False, False)]
+    # the MLflow run opens and validation's libraries load while the model fits (once
+    # the frame's pages are back with the system), not while its matrices are built
+    later = train_pipeline.AFTER_RELEASE_S
+    assert later > 0
+    assert events == ["fit", "release", f"mlflow after {later}", f"imports after {later}", "fit"]
 
 
 def test_a_fit_takes_the_threads_a_finished_fit_gives_back_and_stays_the_same(monkeypatch):
