@@ -48,7 +48,7 @@ def test_without_malloc_trim_it_does_nothing(monkeypatch):
             pass
 
     memory._malloc_trim.cache_clear()
-    monkeypatch.setattr(ctypes, "CDLL", NoTrim)
+    monkeypatch.setattr(ctypes, "CDLL", NoTrim)  # a C library without malloc_trim
     try:
         memory.hand_back_freed_memory()  # no AttributeError: nothing to call
         assert memory._malloc_trim() is None

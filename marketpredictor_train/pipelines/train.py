@@ -388,7 +388,7 @@ def _fit_on(  # noqa: PLR0913 - what to fit, on which rows, and how to report it
     fits on arrays gets a copy of the calibration rows, then the matrix (the frame goes
     once it is built). ``prepared`` is called before the model's fit starts: what it
     starts is in memory beside that fit's structure only. Freed memory is handed back to
-    the system after each fit."""
+    the system after each structure is built and after each fit."""
     from marketpredictor_train.memory import hand_back_freed_memory
 
     def new_model() -> ModelType:
@@ -402,6 +402,7 @@ def _fit_on(  # noqa: PLR0913 - what to fit, on which rows, and how to report it
             first.prepare(rows)
         except Exception as exc:
             raise _calibration_failed(model_cls, exc) from exc
+        hand_back_freed_memory()  # what building the structure used for a while
         calibrator = _calibrator(settings, model_cls, calibration, first, rows)
         del first
         hand_back_freed_memory()
@@ -411,6 +412,7 @@ def _fit_on(  # noqa: PLR0913 - what to fit, on which rows, and how to report it
     except Exception as exc:
         raise _fit_failed(model_cls, exc) from exc
     rows.release()  # the fit holds what it fits on
+    hand_back_freed_memory()
     if prepared is not None:
         prepared()
     model = _fit(model_cls, last, progress)
