@@ -57,16 +57,17 @@ def enforce_purge(dataset: Dataset, ohlcv: pl.DataFrame, horizon: int) -> Datase
     # The price rows before the backtest whose label (``horizon`` of the ticker's own rows
     # later) ends in the backtest or is unknown: exactly each ticker's last ``horizon``
     # rows before the backtest start. On rows sorted by (ticker, date) those are the rows
-    # whose ticker differs ``horizon`` rows on: found row-wise, without partitioning the
-    # prices by ticker.
-    before = ohlcv.select("ticker", "date").filter(pl.col("date") < window.backtest_start)
-    if not ordered_by_ticker_date(before):
-        before = before.sort("ticker", "date")
-    ticker = pl.col("ticker")
-    reaching = before.filter(ticker.shift(-horizon).ne_missing(ticker)).with_columns(
-        pl.lit(True).alias("_leaks")
-    )
-    del before
+    # whose ticker differs ``horizon`` rows on, or whose row ``horizon`` rows on is in the
+    # backtest: found row-wise on all the prices (no copy of the rows before the backtest),
+    # without partitioning them by ticker.
+    keys = ohlcv.select("ticker", "date")
+    if not ordered_by_ticker_date(keys):
+        keys = keys.sort("ticker", "date")
+    ticker, day, start = pl.col("ticker"), pl.col("date"), window.backtest_start
+    reaching = keys.filter(
+        (day < start) & (ticker.shift(-horizon).ne_missing(ticker) | (day.shift(-horizon) >= start))
+    ).with_columns(pl.lit(True).alias("_leaks"))
+    del keys
     # Only training rows on or after the earliest such date can match, which are few:
     # those are joined, not the whole training part (a join of 1M string keys held more
     # memory than the training features).
