@@ -7,25 +7,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from marketpredictor_train.dataset import build_dataset, table
+from marketpredictor_train.dataset import table
 from marketpredictor_train.dataset.table import FrameBatches
-from marketpredictor_train.features import default_spec
 from marketpredictor_train.models.base import ArrayBatches
-from marketpredictor_train.testing.synthetic import synthetic_ohlcv
+from tests.dataset.test_table_matrix import _dataset
 
 
 @pytest.fixture
 def dataset(monkeypatch):
     monkeypatch.setattr(table, "TABLE_PIECE_ROWS", 700)  # a table of several chunks
-    return build_dataset(
-        synthetic_ohlcv(6, 500, seed=3),
-        default_spec(),
-        horizon=1,
-        dead_band=0.0,
-        backtest_months=3,
-        purge_gap=1,
-        train_dtype="float32",
-    )
+    return _dataset(6, 500, seed=3, train_dtype="float32")
 
 
 def _joined(batches):

@@ -11,14 +11,15 @@ from marketpredictor_train.features import default_spec
 from marketpredictor_train.testing.synthetic import synthetic_ohlcv
 
 
-def _dataset():
+def _dataset(tickers=3, days=400, seed=2, **options):
     return build_dataset(
-        synthetic_ohlcv(3, 400, seed=2),
+        synthetic_ohlcv(tickers, days, seed=seed),
         default_spec(),
         horizon=1,
         dead_band=0.0,
         backtest_months=3,
         purge_gap=1,
+        **options,
     )
 
 
