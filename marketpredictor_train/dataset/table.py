@@ -37,15 +37,8 @@ class Dataset:
         """Features (n_rows x n_features, C order, ``dtype`` float64 or float32) and
         labels of ``part``. The matrix is filled a column at a time: it is the only
         full-size copy made."""
-        import numpy as np
-
-        matrix = np.empty(
-            (part.height, len(self.feature_columns)),
-            dtype=np.float32 if dtype == "float32" else np.float64,
-        )
-        for j, name in enumerate(self.feature_columns):
-            matrix[:, j] = part.get_column(name).to_numpy()
-        return matrix, part.get_column("label").to_numpy()
+        rows = FrameBatches(part, self.feature_columns, dtype)
+        return rows.matrix(), rows.labels
 
     def batches(
         self, part: pl.DataFrame, dtype: str = "float64", rows: np.ndarray | None = None
@@ -85,7 +78,8 @@ class FrameBatches:
     (features, labels) batches of at most BATCH_ROWS rows, the features C order in
     ``dtype``; iterable as often as needed (the :class:`RowBatches` of a model type's
     ``prepare_fit``). Each batch is filled a column at a time from the table's own
-    buffers: the batches together hold what ``Dataset.xy`` of the same rows would."""
+    buffers: the batches together hold what :meth:`matrix` (and ``Dataset.xy``) makes of
+    the same rows."""
 
     def __init__(
         self,
@@ -132,14 +126,13 @@ class FrameBatches:
             yield matrix, self._labels[start:end]
 
     def matrix(self) -> np.ndarray:
-        """All the rows' features as one matrix (what ``Dataset.xy`` makes of them)."""
+        """All the rows' features as one matrix, filled a column at a time."""
         import numpy as np
 
         out = np.empty((len(self), len(self._columns)), dtype=self._dtype)
-        at = 0
-        for batch, _ in self:
-            out[at : at + len(batch)] = batch
-            at += len(batch)
+        for j, name in enumerate(self._columns):
+            values = self._frame.get_column(name).to_numpy()
+            out[:, j] = values if self._rows is None else values[self._rows]
         return out
 
 

@@ -64,8 +64,8 @@ class XGBModelType(ModelType):
     def prepare_fit(self, rows: RowBatches) -> Any:
         """The quantised matrix XGBClassifier.fit would build from the same rows as one
         matrix, with this model's parameters (its ``max_bin`` among them), built from the
-        rows a batch at a time (XGBoost reads them twice: the quantile cuts, then the
-        bins; the cuts are those of the whole matrix)."""
+        rows a batch at a time (XGBoost reads them several times: for the quantile cuts,
+        then for the bins; the cuts are those of the whole matrix)."""
         import numpy as np
         import xgboost
 

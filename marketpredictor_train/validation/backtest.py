@@ -545,6 +545,16 @@ def score_model_file(
     if rows_spec_hash == spec.hash and set(model.feature_columns) <= set(rows.columns):
         feats = rows  # the same features: no second build of every ticker's history
     else:
+        missing = {"open", "high", "low", "close", "volume"} - set(ohlcv.columns)
+        if missing:
+            # A train keeps only the closes while it fits when production shares its
+            # features (pipelines.common.prices_for_validation); another run promoted a
+            # model of other features meanwhile.
+            raise MptrainError(
+                "it has other features than this run, and only the close prices were kept "
+                f"while the model fitted (no {', '.join(sorted(missing))}): it was promoted "
+                "by another run meanwhile; the next train compares it"
+            )
         feats = build_features(ohlcv, spec)
     joined = (
         rows.select("ticker", "date")

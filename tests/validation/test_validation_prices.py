@@ -126,3 +126,31 @@ def test_an_unreadable_production_model_keeps_every_price(tmp_path):
     loaded, dataset = prepare_data(settings, StepTimer(), None)
     store = ModelStore(settings.models_dir)
     assert prices_for_validation(loaded, dataset, store, settings.horizon) is loaded
+
+
+def test_a_production_model_that_changed_during_the_run_is_not_compared_on_kept_prices(weekly):
+    """Another run promoted a model of other features while this one fitted on the closes
+    it kept: that model cannot rebuild its features from them, which is a warning (the
+    production model is not compared), never a crash."""
+    import numpy as np
+
+    from marketpredictor_train.pipelines.common import score_champion
+
+    tmp_path, now = weekly  # production has the default features
+    settings = _settings(tmp_path, now, features=[{"kind": "rsi", "length": 9}])
+    loaded, dataset = prepare_data(settings, StepTimer(), None)
+    kept = loaded.frame.select(SCORING_PRICE_COLUMNS)  # as cut for a production of rsi
+    proba = np.full(dataset.backtest.height, 0.5)
+    champion = score_champion(
+        settings,
+        ModelStore(settings.models_dir),
+        kept,
+        dataset.backtest,
+        proba,
+        horizon=settings.horizon,
+        rows_spec_hash=dataset.spec.hash,
+    )
+    assert champion.comparison is None
+    (warning,) = champion.warnings
+    assert warning.startswith("The production model could not be scored (it has other features")
+    assert "only the close prices were kept" in warning and "promoted by another run" in warning
