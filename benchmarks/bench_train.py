@@ -12,7 +12,9 @@ Prints, side by side, each measured in one run of this script:
 * tuning: trials per minute of the same study settings (seeded TPE, pruning on, the same
   trials) with each fold's quantised matrices rebuilt in every trial and the folds fitted
   one at a time (as before), built once per study, and built once with the folds of a
-  trial fitted side by side (now), on the same data;
+  trial fitted side by side (now), on the same data; ``--tune-model lgb``: the same with
+  LightGBM's Datasets (rebuilt in every trial, or built once per study; its folds are
+  fitted one at a time either way);
 * a busy machine: ``train --source sample`` alone and beside two CPU-bound processes,
   with the automatic thread choice and passive OpenMP wait (now), and with every core
   and OpenMP's active wait (as before);
@@ -237,7 +239,7 @@ def part_train_vs_bare(root: Path, tickers: int, years: int, repeat: int = 1) ->
     return lines
 
 
-def part_tuning(root: Path, tickers: int, years: int, trials: int) -> list[str]:
+def part_tuning(root: Path, tickers: int, years: int, trials: int, model: str = "xgb") -> list[str]:
     import logging
 
     import structlog
@@ -260,7 +262,7 @@ def part_tuning(root: Path, tickers: int, years: int, trials: int) -> list[str]:
     _, dataset = prepare_data(load_settings(**base), StepTimer(), None)
     from marketpredictor_train.models.registry import get_model_type
 
-    model_cls = get_model_type("xgb")
+    model_cls = get_model_type(model)
     reuse = objective_module.Objective
 
     class RebuildEveryTrial(reuse):  # type: ignore[misc, valid-type]
@@ -271,12 +273,15 @@ def part_tuning(root: Path, tickers: int, years: int, trials: int) -> list[str]:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs, concurrent=False)
 
-    runs = {}
-    for label, cls in (
+    variants: tuple[tuple[str, type], ...] = (
         ("rebuilt in every trial, one fold at a time (before)", RebuildEveryTrial),
         ("built once per study, one fold at a time", OneFoldAtATime),
         ("built once per study, folds side by side (now)", reuse),
-    ):
+    )
+    if not model_cls.concurrent_fits:  # its folds are fitted one at a time either way
+        variants = (variants[0], ("built once per study (now)", reuse))
+    runs = {}
+    for label, cls in variants:
         objective_module.Objective = cls
         try:
             settings = load_settings(**base, models_dir=root / f"tune_{len(runs)}")
@@ -288,12 +293,13 @@ def part_tuning(root: Path, tickers: int, years: int, trials: int) -> list[str]:
             objective_module.Objective = reuse
         runs[label] = (outcome, wall)
     before = next(iter(runs.values()))
+    structures = "Datasets" if model == "lgb" else "matrices"
     lines = [
-        f"### tuning: xgb, {trials} trials, TPE seed 42, pruning on, "
+        f"### tuning: {model}, {trials} trials, TPE seed 42, pruning on, "
         f"{dataset.train.height:,} training rows, {len(before[0].folds)} folds",
         "",
-        "| fold matrices, fits | trials/min | wall s | fits | boosting rounds | best CV log loss "
-        "| speed-up |",
+        f"| fold {structures}, fits | trials/min | wall s | fits | boosting rounds "
+        "| best CV log loss | speed-up |",
         "|---|---|---|---|---|---|---|",
     ]
     for label, (outcome, wall) in runs.items():
@@ -423,6 +429,11 @@ def main() -> int:
         "--repeat", type=int, default=3, help="runs of each process in the train part"
     )
     parser.add_argument("--tune-tickers", type=int, default=500)
+    parser.add_argument(
+        "--tune-model",
+        default="xgb",
+        help="model type of the tuning part (xgb: quantised matrices; lgb: Datasets)",
+    )
     parser.add_argument("--scale", type=int, nargs="*", default=[250, 500, 1000])
     parser.add_argument("--biggest", type=int, default=4000, help="tickers of the ~10M-row run")
     parser.add_argument("--skip-biggest", action="store_true", help="leave out the ~10M-row run")
@@ -450,7 +461,7 @@ def main() -> int:
         if "train" in parts:
             _show(part_train_vs_bare(root, args.tickers, args.years, args.repeat))
         if "tuning" in parts:
-            _show(part_tuning(root, args.tune_tickers, args.years, args.trials))
+            _show(part_tuning(root, args.tune_tickers, args.years, args.trials, args.tune_model))
         if "release" in parts:
             if args.before_tree is None:
                 raise SystemExit("the release part needs --before-tree DIR")

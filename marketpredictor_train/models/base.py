@@ -141,10 +141,12 @@ class ModelType(ABC):
         y_valid: np.ndarray,
         *,
         device: str = "cpu",
+        seed: int = 42,
     ) -> FoldData:
         """A tuning fold's data. The tuner keeps what this returns for the whole study
         when the model type overrides it (build the library's own training structures
-        here, once); the default hands the arrays over and keeps nothing."""
+        here, once, with the study's ``seed`` where building them draws rows); the
+        default hands the arrays over and keeps nothing."""
         return FoldData(X, y, X_valid, y_valid)
 
     def fit_fold(self, fold: FoldData, *, trial: optuna.Trial | None = None) -> np.ndarray:

@@ -9,7 +9,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from marketpredictor_train.errors import ModelFileError
-from marketpredictor_train.models.base import ModelType
+from marketpredictor_train.models.base import FoldData, ModelType
 
 if TYPE_CHECKING:
     import numpy as np
@@ -89,6 +89,56 @@ class LightGBMModelType(ModelType):
         self._booster = model.booster_
 
     @classmethod
+    def prepare_fold(
+        cls,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_valid: np.ndarray,
+        y_valid: np.ndarray,
+        *,
+        device: str = "cpu",
+        seed: int = 42,
+    ) -> FoldData:
+        """The fold's LightGBM Datasets, built once per study: the training rows binned as
+        LGBMClassifier.fit bins them (the same bin bounds: its parameters, its seed for
+        the rows it samples to find them), and the validation rows on the same bins. No
+        tuned parameter changes the bins once LightGBM's feature pre-filter is off (it
+        drops features no split could use under ``min_child_samples``, which trials
+        vary; a feature of a few distinct values at most). The validation rows' features
+        stay for the fold's predictions."""
+        import lightgbm
+
+        params = {**_train_params(cls(device=device, seed=seed)._build()), **_FOLD_DATASET}
+        train = lightgbm.Dataset(X, label=y, params=params).construct()
+        valid = lightgbm.Dataset(X_valid, label=y_valid, reference=train, params=params)
+        valid.construct()
+        return FoldData(None, y, X_valid, y_valid, prepared=(train, valid))
+
+    def fit_fold(self, fold: FoldData, *, trial: optuna.Trial | None = None) -> np.ndarray:
+        if fold.prepared is None:
+            return super().fit_fold(fold, trial=trial)
+        import lightgbm
+
+        assert fold.X_valid is not None
+        train, valid = fold.prepared
+        callbacks = []
+        if trial is not None:
+            from optuna_integration.lightgbm import LightGBMPruningCallback
+
+            callbacks.append(LightGBMPruningCallback(trial, "binary_logloss", "valid_0"))
+        model = self._build()
+        # What LGBMClassifier.fit trains with, on the Datasets it would build.
+        self._booster = lightgbm.train(
+            {**_train_params(model), **_FOLD_DATASET},
+            train,
+            num_boost_round=model.n_estimators,
+            valid_sets=[valid],
+            valid_names=["valid_0"],
+            callbacks=callbacks,
+        )
+        return self.predict_proba(fold.X_valid)
+
+    @classmethod
     def gpu_available(cls) -> bool:
         return _cuda_build()
 
@@ -154,6 +204,26 @@ class LightGBMModelType(ModelType):
             "colsample_bytree": trial.suggest_float("colsample_bytree", 0.6, 1.0),
             "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
         }
+
+
+# What a tuning fold's Datasets are built with beyond the model's parameters: LightGBM
+# refuses to train on a built Dataset with a smaller min_data_in_leaf
+# (min_child_samples) than it was built with while its feature pre-filter is on.
+_FOLD_DATASET = {"feature_pre_filter": False}
+
+
+def _train_params(model: Any) -> dict[str, Any]:
+    """The parameters LGBMClassifier ``model`` hands lightgbm.train in a binary fit
+    watched on one validation set with ``eval_metric="binary_logloss"``: its own, less
+    what the wrapper keeps for itself, with LightGBM's names for the objective, metric
+    and threads."""
+    params = model.get_params()
+    for name in ("n_estimators", "importance_type", "class_weight", "n_jobs"):
+        params.pop(name, None)
+    params["objective"] = "binary"
+    params["metric"] = ["binary_logloss"]
+    params["num_threads"] = model.n_jobs
+    return params
 
 
 def _count_leaves(node: Any, n_features: int) -> int:

@@ -128,6 +128,7 @@ class XGBModelType(ModelType):
         y_valid: np.ndarray,
         *,
         device: str = "cpu",
+        seed: int = 42,
     ) -> FoldData:
         """The fold's quantised matrices, built once per study: the training rows' bins,
         and the validation rows binned on the same cuts (what ``fit`` builds each time)."""

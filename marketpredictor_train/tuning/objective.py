@@ -165,7 +165,9 @@ class Objective:
         tr, va = fold.train_rows, fold.valid_rows
         if not self.reuse_folds:
             return FoldData(X[tr], y[tr], X[va], y[va])
-        data = self.model_cls.prepare_fold(X[tr], y[tr], X[va], y[va], device=self.device)
+        data = self.model_cls.prepare_fold(
+            X[tr], y[tr], X[va], y[va], device=self.device, seed=self.seed
+        )
         self._folds[fold.index] = data
         return data
 

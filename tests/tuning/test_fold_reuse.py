@@ -104,3 +104,88 @@ def test_xgb_measures_the_validation_loss_only_at_the_judged_rounds_with_the_sam
     assert sorted(sparse) == [1_000_019, 1_000_029, 1_000_039]
     assert sparse == every
     np.testing.assert_array_equal(p_sparse, p_every)
+
+
+def _counting_datasets(monkeypatch):
+    """Count the LightGBM Datasets built (constructed into LightGBM's own bins)."""
+    import lightgbm
+
+    built = []
+    original = lightgbm.Dataset.construct
+
+    def construct(self):
+        if self._handle is None:
+            built.append(self)
+        return original(self)
+
+    monkeypatch.setattr(lightgbm.Dataset, "construct", construct)
+    return built
+
+
+def test_lgb_builds_each_folds_datasets_once_and_scores_trials_as_fresh_fits(
+    small_dataset, monkeypatch
+):
+    """The lgb fold Datasets are built once per study (two per fold: training and
+    validation rows) and every trial scores as LGBMClassifier fits on fresh row copies:
+    the same values, parameters and fold log losses."""
+    lgb = get_model_type("lgb")
+    built = _counting_datasets(monkeypatch)
+    reused = Objective(lgb, _data(small_dataset, "float64"), device="cpu", seed=1, pruning=False)
+    assert reused.reuse_folds and not reused.concurrent
+    values, params = _values(reused)
+    assert len(built) == 4
+    fresh = Objective(
+        lgb, _data(small_dataset, "float64"), device="cpu", seed=1, pruning=False, reuse_folds=False
+    )
+    built.clear()
+    assert _values(fresh) == (values, params)
+    assert len(built) == 3 * 2 * 2  # every fit builds its own pair
+
+
+def test_lgb_fold_datasets_bin_with_the_studys_seed(small_dataset, monkeypatch):
+    """With fewer bin-sampling rows than the fold has, LightGBM draws the rows its bin
+    bounds come from with the seed: the reused Datasets draw with the study's, as the
+    fresh fits do, and another seed gives other scores."""
+    lgb = get_model_type("lgb")
+    monkeypatch.setattr(lgb, "default_params", {**lgb.default_params, "subsample_for_bin": 60})
+
+    def values(seed, reuse):
+        objective = Objective(
+            lgb,
+            _data(small_dataset, "float64"),
+            device="cpu",
+            seed=seed,
+            pruning=False,
+            reuse_folds=reuse,
+        )
+        return _values(objective, n_trials=2)[0]
+
+    reused = values(1, True)
+    assert reused == values(1, False)
+    assert reused != values(2, True)
+
+
+def test_lgb_reused_datasets_prune_as_fresh_fits(small_dataset):
+    """With pruning, the rounds reported from reused Datasets are those of fresh fits, so
+    the pruner decides alike: the same trial states, reports and values."""
+    lgb = get_model_type("lgb")
+
+    def study(reuse):
+        objective = Objective(
+            lgb,
+            _data(small_dataset, "float64"),
+            device="cpu",
+            seed=1,
+            pruning=True,
+            reuse_folds=reuse,
+        )
+        run = optuna.create_study(
+            sampler=optuna.samplers.RandomSampler(seed=3),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
+        )
+        run.optimize(objective, n_trials=4)
+        return [(t.state, t.value, t.intermediate_values) for t in run.trials]
+
+    reused = study(True)
+    assert any(state == optuna.trial.TrialState.PRUNED for state, _, _ in reused)
+    assert reused == study(False)
