@@ -63,6 +63,27 @@ class ConfigError(MptrainError):
     exit_code = 3
 
 
+class Interrupted(MptrainError):
+    """The person or scheduler stopped the command (Ctrl-C, SIGINT): exit 130, the code a
+    shell reports for it."""
+
+    exit_code = 130
+
+
+# What an interrupted command leaves, for those that leave something to go on from.
+_INTERRUPTED_HINTS = {
+    "train": "Nothing is half-written: production is the model it was before this run, "
+    "unless the run had already promoted its own (mptrain models-list shows which).",
+    "optimize": "The study keeps every trial that finished; run the same command again to go on.",
+    "backtest": "Every finished step is cached; run the same command again to go on.",
+}
+
+
+def interrupted(command: str) -> Interrupted:
+    """The error to report for ``command`` stopped by Ctrl-C."""
+    return Interrupted(f"{command} interrupted (Ctrl-C)", hint=_INTERRUPTED_HINTS.get(command))
+
+
 # errno -> what it means for the person at the terminal, for the faults of the file system
 # a run can meet (other OSErrors, e.g. of the network, are not described here).
 _FILE_SYSTEM_FAULTS = {
@@ -110,3 +131,4 @@ EXIT_SUCCESS = 0
 EXIT_FAILURE = MptrainError.exit_code
 EXIT_VALIDATION_FAILED = 2
 EXIT_CONFIG_ERROR = ConfigError.exit_code
+EXIT_INTERRUPTED = Interrupted.exit_code

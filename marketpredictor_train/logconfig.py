@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,8 +141,10 @@ def configure_logging(
             root.removeHandler(handler)
             handler.close()
 
+    quiet_interrupt = _QuietInterrupt()
     console_handler = _console_handler(console)
     console_handler.setLevel(numeric)
+    console_handler.addFilter(quiet_interrupt)
     root.addHandler(console_handler)
 
     log_path: Path | None = None
@@ -164,6 +167,7 @@ def configure_logging(
             )
         )
         file_handler.setLevel(numeric)
+        file_handler.addFilter(quiet_interrupt)
         file_handler._mptrain = True  # type: ignore[attr-defined]
         root.addHandler(file_handler)
 
@@ -175,6 +179,38 @@ def configure_logging(
     # logging on) prints past ours: its records are masked too.
     mask_library_handlers()
     return log_path
+
+
+# Optuna's warnings about a trial that stopped on Ctrl-C (its first names the trial).
+_OPTUNA_FAILED_TRIAL = re.compile(r"Trial (\d+) failed with ")
+
+
+class _QuietInterrupt(logging.Filter):
+    """Ctrl-C is no fault: a record carrying a KeyboardInterrupt is one line without the
+    traceback, Optuna's "Trial N failed ... because of KeyboardInterrupt()" says the trial
+    stopped on Ctrl-C, and its "Trial N failed with value None." after it is left out (the
+    command itself then says it was interrupted, exit 130)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stopped: set[str] = set()  # the trials Optuna reported stopped by Ctrl-C
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        info = record.exc_info
+        if info and isinstance(info[1], KeyboardInterrupt):
+            record.exc_info = record.exc_text = None
+            found = _OPTUNA_FAILED_TRIAL.match(record.getMessage())
+            if record.name.startswith("optuna") and found:
+                self._stopped.add(found.group(1))
+                record.msg = (
+                    f"Trial {found.group(1)} stopped by Ctrl-C (the study records it failed)"
+                )
+                record.args = ()
+            return True
+        if record.name.startswith("optuna") and self._stopped:
+            found = _OPTUNA_FAILED_TRIAL.match(record.getMessage())
+            return not (found and found.group(1) in self._stopped)
+        return True
 
 
 class _CurrentStderrHandler(logging.StreamHandler):

@@ -168,3 +168,36 @@ def test_console_rounds_floats_for_people_and_the_file_keeps_every_digit(logs: P
     (line,) = _lines(logs / LOG_FILE_NAME)
     assert line["metrics"] == metrics
     assert "loss=0.69314718" in line["message"]
+
+
+def test_a_trial_stopped_by_ctrl_c_is_one_line_without_a_traceback(logs: Path):
+    """Optuna logs a trial that Ctrl-C stopped as a failure with its traceback, then again
+    as "failed with value None": one line says the trial stopped, on the console and in
+    the file; another trial's failure is still logged whole."""
+    from marketpredictor_train.tuning.run import _route_optuna_logging
+
+    console = _quiet_console()
+    configure_logging(level="INFO", logs_dir=logs, console=console)
+    _route_optuna_logging()  # as a tuning run does: Optuna's records reach our handlers
+    optuna_log = logging.getLogger("optuna.study._optimize")
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        optuna_log.warning(
+            "Trial 5 failed with parameters: {'max_depth': 9} because of the following "
+            "error: KeyboardInterrupt().",
+            exc_info=True,
+        )
+    optuna_log.warning("Trial 5 failed with value None.")
+    try:
+        raise ValueError("a real fault")
+    except ValueError:
+        optuna_log.warning("Trial 6 failed with parameters: {}.", exc_info=True)
+    shown = console.file.getvalue()
+    messages = [line["message"] for line in _lines(logs / LOG_FILE_NAME)]
+
+    assert "Trial 5 stopped by Ctrl-C (the study records it failed)" in shown
+    assert "KeyboardInterrupt" not in shown and "Trial 5 failed" not in shown
+    assert messages[0] == "Trial 5 stopped by Ctrl-C (the study records it failed)"
+    assert len(messages) == 2 and "ValueError: a real fault" in messages[1]
+    assert "Traceback" in shown  # the other trial's fault keeps its traceback

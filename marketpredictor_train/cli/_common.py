@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from marketpredictor_train.errors import MptrainError, OutputPathError, file_system_error
+from marketpredictor_train.errors import (
+    MptrainError,
+    OutputPathError,
+    file_system_error,
+    interrupted,
+)
 
 if TYPE_CHECKING:
     from marketpredictor_train.config import Settings
@@ -344,13 +349,7 @@ def run_reported[R: Result](
         if output_json is not None:
             # Before anything runs (the settings check it against the configured store too).
             api.check_output_json(output_json)
-        try:
-            result = run()
-        except OSError as exc:  # a full, read-only or immutable disk is no bug: one line
-            error = file_system_error(exc)
-            if error is None:
-                raise
-            raise error from exc
+        result = _reported_errors(command, run)
     except MptrainError as exc:
         document = failure_document(command, exc, duration_s=time.monotonic() - started)
         if output_json is not None and not isinstance(exc, OutputPathError):
@@ -369,6 +368,20 @@ def run_reported[R: Result](
         except BrokenPipeError:  # stderr's reader went away (`2>&1 | head -1`)
             silence_closed_outputs()
     return result
+
+
+def _reported_errors[R](command: str, run: Callable[[], R]) -> R:
+    """``run()``, a fault of the file system and Ctrl-C becoming the errors reported for
+    them."""
+    try:
+        return run()
+    except OSError as exc:  # a full, read-only or immutable disk is no bug: one line
+        error = file_system_error(exc)
+        if error is None:
+            raise
+        raise error from exc
+    except KeyboardInterrupt as exc:  # Ctrl-C: exit 130, with what it leaves behind
+        raise interrupted(command) from exc
 
 
 def _write_output_json(path: Path, document: dict[str, Any]) -> None:
