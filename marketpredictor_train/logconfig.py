@@ -197,20 +197,20 @@ class _QuietInterrupt(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         info = record.exc_info
-        if info and isinstance(info[1], KeyboardInterrupt):
+        interrupt = info is not None and isinstance(info[1], KeyboardInterrupt)
+        if interrupt:
             record.exc_info = record.exc_text = None
-            found = _OPTUNA_FAILED_TRIAL.match(record.getMessage())
-            if record.name.startswith("optuna") and found:
-                self._stopped.add(found.group(1))
-                record.msg = (
-                    f"Trial {found.group(1)} stopped by Ctrl-C (the study records it failed)"
-                )
-                record.args = ()
+        if not record.name.startswith("optuna") or not (interrupt or self._stopped):
             return True
-        if record.name.startswith("optuna") and self._stopped:
-            found = _OPTUNA_FAILED_TRIAL.match(record.getMessage())
-            return not (found and found.group(1) in self._stopped)
-        return True
+        found = _OPTUNA_FAILED_TRIAL.match(record.getMessage())
+        if found is None:
+            return True
+        if interrupt:
+            self._stopped.add(found.group(1))
+            record.msg = f"Trial {found.group(1)} stopped by Ctrl-C (the study records it failed)"
+            record.args = ()
+            return True
+        return found.group(1) not in self._stopped
 
 
 class _CurrentStderrHandler(logging.StreamHandler):
