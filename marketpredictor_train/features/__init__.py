@@ -3,7 +3,11 @@ without look-ahead; see :func:`build_features` and :class:`FeatureSpec`."""
 
 from __future__ import annotations
 
-from marketpredictor_train.features._input import ordered_by_ticker_date, prepare_prices
+from marketpredictor_train.features._input import (
+    PRICE_COLUMNS,
+    ordered_by_ticker_date,
+    prepare_prices,
+)
 from marketpredictor_train.features.labels import make_labels
 from marketpredictor_train.features.pipeline import (
     build_features,
@@ -19,6 +23,7 @@ from marketpredictor_train.features.spec import (
 )
 
 __all__ = [
+    "PRICE_COLUMNS",
     "FeatureSpec",
     "Indicator",
     "build_features",

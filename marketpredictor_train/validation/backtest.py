@@ -537,7 +537,7 @@ def score_model_file(
     ``rows`` when they were built from the same ``ohlcv`` with that very spec
     (``rows_spec_hash``). Returns the row positions scored and the probabilities; rows
     inside the model's warm-up are left out."""
-    from marketpredictor_train.features import build_features
+    from marketpredictor_train.features import PRICE_COLUMNS, build_features
     from marketpredictor_train.models.trained import TrainedModel
 
     model = TrainedModel.from_model_file(model_file)
@@ -545,7 +545,7 @@ def score_model_file(
     if rows_spec_hash == spec.hash and set(model.feature_columns) <= set(rows.columns):
         feats = rows  # the same features: no second build of every ticker's history
     else:
-        missing = {"open", "high", "low", "close", "volume"} - set(ohlcv.columns)
+        missing = set(PRICE_COLUMNS) - set(ohlcv.columns)
         if missing:
             # A train keeps only the closes while it fits when production shares its
             # features (pipelines.common.prices_for_validation); another run promoted a
