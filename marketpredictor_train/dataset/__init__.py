@@ -75,7 +75,7 @@ def build_dataset(  # noqa: PLR0913 - the prices, the spec, the cut and how to g
         membership=membership,
         train_dtype=train_dtype,
     )
-    return guards.guard_dataset(dataset, ohlcv, horizon, lookahead=check_lookahead)
+    return guards.guard_dataset(dataset, ohlcv, lookahead=check_lookahead)
 
 
 @dataclass(frozen=True)

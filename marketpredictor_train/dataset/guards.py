@@ -2,9 +2,10 @@
 backtest, features whose value on a date changes when later rows are removed, and rows a
 stored model learned from.
 
-Both run inside :func:`marketpredictor_train.dataset.build_dataset`, which every `train` and
-`optimize` goes through before anything is fitted; a guard that fails stops the run (exit 1)
-rather than letting a model that has seen the future reach the gate.
+Both run inside :func:`marketpredictor_train.dataset.build_dataset` (the purge as the table
+is cut), which every `train` and `optimize` goes through before anything is fitted; a guard
+that fails stops the run (exit 1) rather than letting a model that has seen the future reach
+the gate.
 """
 
 from __future__ import annotations
@@ -30,20 +31,47 @@ LOOKAHEAD_TICKERS = 8
 _RTOL = 1e-9
 
 
-def enforce_purge(dataset: Dataset, ohlcv: pl.DataFrame, horizon: int) -> Dataset:
-    """Drop the training rows whose label ends on or after the backtest start.
+def purge_reaching(
+    train: pl.DataFrame, prices: pl.DataFrame, horizon: int, backtest_start: date
+) -> pl.DataFrame:
+    """``train`` without the rows whose label ends on or after ``backtest_start``.
 
-    The split leaves ``purge_gap >= horizon`` market days between the two parts, which is
-    enough when a ticker trades every market day; a ticker with missing days reaches
-    further in ``horizon`` of its own rows, and those rows are removed here. Also checks
-    the split itself (every training date before every backtest date)."""
-    import dataclasses
-
+    ``prices`` are the price rows ``train`` was labelled from: whole tickers, sorted by
+    (ticker, date). The split leaves ``purge_gap >= horizon`` market days between the two
+    parts, which is enough when a ticker trades every market day; a ticker with missing
+    days reaches further in ``horizon`` of its own rows, and those rows are removed here.
+    The table is cut a group of tickers at a time and each group's training rows are
+    purged as they are cut (the whole table's keys are never gathered for it)."""
     import numpy as np
     import polars as pl
 
-    from marketpredictor_train.features import ordered_by_ticker_date
+    # The price rows before the backtest whose label (``horizon`` of the ticker's own rows
+    # later) ends in the backtest or is unknown: exactly each ticker's last ``horizon``
+    # rows before the backtest start. On rows sorted by (ticker, date) those are the rows
+    # whose ticker differs ``horizon`` rows on, or whose row ``horizon`` rows on is in the
+    # backtest.
+    ticker, day, start = pl.col("ticker"), pl.col("date"), backtest_start
+    reaching = prices.select("ticker", "date").filter(
+        (day < start) & (ticker.shift(-horizon).ne_missing(ticker) | (day.shift(-horizon) >= start))
+    )
+    if reaching.height == 0 or train.height == 0:
+        return train
+    # Only training rows on or after the earliest such date can match, which are few:
+    # those are joined, not the whole training part.
+    first = reaching.get_column("date").min()
+    rows = train.select(pl.arg_where(day >= first)).to_series()
+    near = train.select("ticker", "date")[rows].with_columns(rows.alias("_row"))
+    hits = near.join(reaching, on=["ticker", "date"], how="semi").get_column("_row")
+    if hits.len() == 0:
+        return train
+    keep = np.ones(train.height, dtype=bool)
+    keep[hits.to_numpy()] = False
+    return train.filter(pl.Series(keep))
 
+
+def check_split(dataset: Dataset) -> None:
+    """Every training date before the backtest start, every backtest date on or after
+    it (TrainingError, exit 1, otherwise: a bug, never a property of the data)."""
     window = dataset.window
     if dataset.train.height and dataset.backtest.height:
         train_last = cast(date, dataset.train.get_column("date").max())
@@ -54,43 +82,6 @@ def enforce_purge(dataset: Dataset, ohlcv: pl.DataFrame, horizon: int) -> Datase
                 f"{train_last}, the backtest starts {window.backtest_start}",
                 hint="This is a bug in mptrain; please report it.",
             )
-    # The price rows before the backtest whose label (``horizon`` of the ticker's own rows
-    # later) ends in the backtest or is unknown: exactly each ticker's last ``horizon``
-    # rows before the backtest start. On rows sorted by (ticker, date) those are the rows
-    # whose ticker differs ``horizon`` rows on, or whose row ``horizon`` rows on is in the
-    # backtest: found row-wise on all the prices (no copy of the rows before the backtest),
-    # without partitioning them by ticker.
-    keys = ohlcv.select("ticker", "date")
-    if not ordered_by_ticker_date(keys):
-        keys = keys.sort("ticker", "date")
-    ticker, day, start = pl.col("ticker"), pl.col("date"), window.backtest_start
-    reaching = keys.filter(
-        (day < start) & (ticker.shift(-horizon).ne_missing(ticker) | (day.shift(-horizon) >= start))
-    ).with_columns(pl.lit(True).alias("_leaks"))
-    del keys
-    # Only training rows on or after the earliest such date can match, which are few:
-    # those are joined, not the whole training part (a join of 1M string keys held more
-    # memory than the training features).
-    if reaching.height == 0:
-        return dataset
-    first = reaching.get_column("date").min()
-    rows = dataset.train.select(pl.arg_where(pl.col("date") >= first)).to_series()
-    if rows.len() == 0:
-        return dataset
-    near = dataset.train.select("ticker", "date")[rows].with_columns(rows.alias("_row"))
-    hits = near.join(reaching, on=["ticker", "date"], how="inner").get_column("_row")
-    n_leaking = hits.len()
-    if n_leaking == 0:
-        return dataset
-    leaking = np.zeros(dataset.train.height, dtype=bool)
-    leaking[hits.to_numpy()] = True
-    log.info(
-        "Purged training rows whose label reaches into the backtest",
-        rows=n_leaking,
-        horizon=horizon,
-    )
-    train = dataset.train.filter(pl.Series(~leaking))
-    return dataclasses.replace(dataset, train=train)
 
 
 def check_no_lookahead(
@@ -138,13 +129,12 @@ def check_no_lookahead(
         )
 
 
-def guard_dataset(
-    dataset: Dataset, ohlcv: pl.DataFrame, horizon: int, *, lookahead: bool = True
-) -> Dataset:
-    """Both guards on a freshly cut dataset: the purge of training rows whose label
-    reaches into the backtest, then (unless the caller already checked this spec on this
-    data: ``lookahead=False``) the look-ahead check of the feature spec."""
-    dataset = enforce_purge(dataset, ohlcv, horizon)
+def guard_dataset(dataset: Dataset, ohlcv: pl.DataFrame, *, lookahead: bool = True) -> Dataset:
+    """The guards on a freshly cut dataset (whose training rows the cut has purged with
+    :func:`purge_reaching`): the split checked, then (unless the caller already checked
+    this spec on this data: ``lookahead=False``) the look-ahead check of the feature
+    spec."""
+    check_split(dataset)
     if lookahead:
         check_no_lookahead(ohlcv, dataset.spec, dataset.window.train_end)
     return dataset

@@ -8,6 +8,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import structlog
+
+from marketpredictor_train.dataset.guards import purge_reaching
 from marketpredictor_train.dataset.split import SplitWindow, chronological_split
 from marketpredictor_train.errors import MptrainError, TrainingError
 
@@ -16,6 +19,8 @@ if TYPE_CHECKING:
     import polars as pl
 
     from marketpredictor_train.features import FeatureSpec
+
+log = structlog.get_logger(__name__)
 
 # Below this many training rows (or backtest rows) no metric means anything.
 MIN_TRAIN_ROWS = 250
@@ -154,20 +159,22 @@ def labelled_features(
     feature (warm-up) are dropped. Sorted by (ticker, date)."""
     import polars as pl
 
-    return pl.concat(list(_labelled_pieces(ohlcv, spec, horizon, dead_band)), rechunk=False)
+    pieces = _labelled_pieces(ohlcv, spec, horizon, dead_band)
+    return pl.concat([labelled for _, labelled in pieces], rechunk=False)
 
 
 def _labelled_pieces(
     ohlcv: pl.DataFrame, spec: FeatureSpec, horizon: int, dead_band: float = 0.0
-) -> Iterator[pl.DataFrame]:
-    """The labelled features of whole groups of tickers, in ticker order (see
-    TABLE_PIECE_ROWS); at least one piece."""
+) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """The prices of whole groups of tickers (sorted by ticker and date) and their
+    labelled features, in ticker order (see TABLE_PIECE_ROWS); at least one piece."""
     from marketpredictor_train.features import prepare_prices
 
     prices = prepare_prices(ohlcv)  # sorted by (ticker, date), checked once
     starts = _piece_starts(prices.get_column("ticker"), TABLE_PIECE_ROWS)
     for begin, end in itertools.pairwise([*starts, prices.height]):
-        yield _labelled(prices.slice(begin, end - begin), spec, horizon, dead_band)
+        group = prices.slice(begin, end - begin)
+        yield group, _labelled(group, spec, horizon, dead_band)
 
 
 def _piece_starts(tickers: pl.Series, rows: int) -> list[int]:
@@ -225,8 +232,11 @@ def cut_dataset(
     start, end) only rows inside a ticker's membership are kept, in both parts. The
     training part's features are ``train_dtype`` (float32 for a model that bins float32
     values anyway: half the memory); the backtest's stay float64, whichever model scores
-    them. Runs use :func:`marketpredictor_train.dataset.build_dataset`, which also guards
-    the cut."""
+    them. Training rows whose label ends in the backtest (a ticker with missing days
+    reaches past the purge gap) are left out (:func:`.guards.purge_reaching`), and the
+    training part keeps no ``forward_return`` (the backtest does). Runs use
+    :func:`marketpredictor_train.dataset.build_dataset`, which also checks the split and
+    the feature spec's look-ahead."""
     import polars as pl
 
     from marketpredictor_train.features import model_feature_names
@@ -242,10 +252,10 @@ def cut_dataset(
         split_error = exc
     columns = model_feature_names(spec)
     train_parts, backtest_parts = [], []
-    rows = 0
-    # Each piece is cut as soon as it is built: the whole table is never held beside its
-    # two parts.
-    for piece in _labelled_pieces(ohlcv, spec, horizon):
+    rows = purged = 0
+    # Each piece is cut (and its training rows purged) as soon as it is built: the whole
+    # table is never held beside its two parts.
+    for prices, piece in _labelled_pieces(ohlcv, spec, horizon):
         if membership is not None:
             piece = within_membership(piece, membership)
         rows += piece.height
@@ -254,11 +264,22 @@ def cut_dataset(
         train = piece.filter(pl.col("date") <= window.train_end)
         if dead_band > 0:
             train = train.filter(pl.col("forward_return").abs() > dead_band)
+        height = train.height
+        train = purge_reaching(train, prices, horizon, window.backtest_start)
+        purged += height - train.height
+        # The training part keeps no returns: the dead band was their only reader there.
+        train = train.drop("forward_return")
         if train_dtype == "float32":
             train = train.with_columns(pl.col(columns).cast(pl.Float32))
         train_parts.append(train)
         backtest_parts.append(piece.filter(pl.col("date") >= window.backtest_start))
-        del piece, train
+        del prices, piece, train
+    if purged:
+        log.info(
+            "Purged training rows whose label reaches into the backtest",
+            rows=purged,
+            horizon=horizon,
+        )
     if rows == 0:
         raise TrainingError(
             "Training failed - insufficient data",

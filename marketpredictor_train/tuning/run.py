@@ -65,8 +65,8 @@ def tune(
     _route_optuna_logging()
     started = time.perf_counter()
     X, y = dataset.xy(dataset.train, model_cls.feature_dtype)
-    dates = dataset.train.get_column("date").to_numpy()
-    folds = walk_forward_folds(dates, y, n_folds=settings.cv_folds, purge_gap=settings.purge_gap)
+    days = dataset.train.get_column("date").to_physical().to_numpy()  # no copy
+    folds = walk_forward_folds(days, y, n_folds=settings.cv_folds, purge_gap=settings.purge_gap)
     fingerprint, described = data_fingerprint(settings, model_cls, dataset, folds)
     study_name = settings.study_name or default_study_name(model_cls, settings, fingerprint)
 

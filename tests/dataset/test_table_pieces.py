@@ -10,13 +10,12 @@ import polars as pl
 import pytest
 
 from marketpredictor_train.dataset import (
-    build_dataset,
     chronological_split,
     cut_dataset,
     labelled_features,
     table,
 )
-from marketpredictor_train.dataset.guards import enforce_purge
+from marketpredictor_train.dataset.guards import purge_reaching
 from marketpredictor_train.features import default_spec
 from marketpredictor_train.testing.synthetic import synthetic_ohlcv
 from marketpredictor_train.validation.backtest import price_context
@@ -93,8 +92,12 @@ def test_float32_training_features_beside_a_float64_backtest():
     np.testing.assert_array_equal(y32, y64)
 
 
+@pytest.mark.parametrize("piece_rows", [10**9, 500])
 @pytest.mark.parametrize("horizon", [1, 5])
-def test_the_purge_drops_exactly_the_rows_whose_label_reaches_the_backtest(horizon):
+def test_the_purge_drops_exactly_the_rows_whose_label_reaches_the_backtest(
+    horizon, piece_rows, monkeypatch
+):
+    monkeypatch.setattr(table, "TABLE_PIECE_ROWS", piece_rows)
     frame = _awkward_market()
     dataset = cut_dataset(
         frame, default_spec(), horizon=horizon, dead_band=0.0, backtest_months=3, purge_gap=horizon
@@ -104,22 +107,27 @@ def test_the_purge_drops_exactly_the_rows_whose_label_reaches_the_backtest(horiz
     label_end = frame.sort("ticker", "date").with_columns(
         pl.col("date").shift(-horizon).over("ticker").alias("label_end")
     )
+    unpurged = labelled_features(frame, default_spec(), horizon=horizon).filter(
+        pl.col("date") <= dataset.window.train_end
+    )
     expected = (
-        dataset.train.join(label_end.select("ticker", "date", "label_end"), on=["ticker", "date"])
+        unpurged.join(label_end.select("ticker", "date", "label_end"), on=["ticker", "date"])
         .filter(pl.col("label_end").is_not_null() & (pl.col("label_end") < start))
         .drop("label_end")
     )
-    purged = enforce_purge(dataset, frame, horizon)
-    assert purged.train.height < dataset.train.height  # the gappy ticker leaks
-    assert purged.train.equals(expected.select(dataset.train.columns))
+    assert expected.height < unpurged.height  # the gappy ticker leaks
+    assert dataset.train.equals(expected.select(dataset.train.columns))
+    assert "forward_return" not in dataset.train.columns
+    assert "forward_return" in dataset.backtest.columns
 
 
 def test_a_purge_with_nothing_reaching_keeps_the_training_rows_as_they_are():
-    frame = synthetic_ohlcv(3, 300, seed=1)
-    dataset = build_dataset(
-        frame, default_spec(), horizon=1, dead_band=0.0, backtest_months=3, purge_gap=1
+    frame = synthetic_ohlcv(3, 300, seed=1).sort("ticker", "date")
+    window = chronological_split(frame.get_column("date"), backtest_months=3, purge_gap=1)
+    train = labelled_features(frame, default_spec(), horizon=1).filter(
+        pl.col("date") <= window.train_end
     )
-    assert enforce_purge(dataset, frame, 1) is dataset
+    assert purge_reaching(train, frame, 1, window.backtest_start) is train
 
 
 @pytest.mark.parametrize("horizon", [1, 3])

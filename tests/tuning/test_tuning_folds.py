@@ -11,7 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marketpredictor_train.errors import ConfigError, TrainingError
-from marketpredictor_train.tuning.cv import walk_forward_folds
+from marketpredictor_train.tuning.cv import (
+    MIN_FOLD_TRAIN_ROWS,
+    MIN_FOLD_VALID_ROWS,
+    last_walk_forward_fold,
+    walk_forward_folds,
+)
 
 
 def _panel(n_days: int, n_tickers: int = 3, seed: int = 0):
@@ -61,6 +66,117 @@ def test_folds_are_chronological_purged_and_disjoint(n_days, n_folds, purge_gap)
         assert set(earlier.train_rows) < set(later.train_rows)
     # the last validation block ends on the last date given: nothing beyond is touched
     assert previous_valid_end == dates.max()
+
+
+def _folds_by_definition(dates, labels, n_folds, purge_gap):
+    """Each fold's rows and its checks, written out fold by fold: None when one is too
+    small."""
+    calendar = np.unique(dates)
+    blocks = np.array_split(np.arange(len(calendar)), n_folds + 1)
+    if any(len(b) == 0 for b in blocks) or len(blocks[0]) <= purge_gap:
+        return None
+    day = np.searchsorted(calendar, dates)
+    folds = []
+    for block in blocks[1:]:
+        first, last = block[0], block[-1]
+        train = np.flatnonzero(day <= first - 1 - purge_gap)
+        valid = np.flatnonzero((day >= first) & (day <= last))
+        if (
+            len(train) < MIN_FOLD_TRAIN_ROWS
+            or len(valid) < MIN_FOLD_VALID_ROWS
+            or len(np.unique(labels[train])) < 2
+        ):
+            return None
+        folds.append((train, valid))
+    return folds
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_days=st.integers(60, 400),
+    n_tickers=st.integers(1, 4),
+    n_folds=st.integers(2, 6),
+    purge_gap=st.integers(1, 8),
+    first_down=st.integers(0, 150),
+    seed=st.integers(0, 10),
+)
+def test_the_folds_sizes_checked_from_rows_per_day_are_the_folds_own(
+    n_days, n_tickers, n_folds, purge_gap, first_down, seed
+):
+    """Sizes near the minimums, and a class first seen late (so early folds have one
+    class): the checks made without the folds' rows agree with the folds themselves, and
+    the last fold alone is the last of all of them."""
+    dates, _ = _panel(n_days, n_tickers, seed)
+    labels = np.ones(len(dates), dtype=np.int8)
+    order = np.argsort(dates, kind="stable")
+    labels[order[first_down::3]] = 0  # no down move before the first_down-th row in time
+    expected = _folds_by_definition(dates, labels, n_folds, purge_gap)
+    if expected is None:
+        with pytest.raises(TrainingError, match="walk-forward folds"):
+            walk_forward_folds(dates, labels, n_folds=n_folds, purge_gap=purge_gap)
+        with pytest.raises(TrainingError, match="walk-forward folds"):
+            last_walk_forward_fold(dates, labels, n_folds=n_folds, purge_gap=purge_gap)
+        return
+    folds = walk_forward_folds(dates, labels, n_folds=n_folds, purge_gap=purge_gap)
+    for fold, (train, valid) in zip(folds, expected, strict=True):
+        np.testing.assert_array_equal(fold.train_rows, train)
+        np.testing.assert_array_equal(fold.valid_rows, valid)
+    last = last_walk_forward_fold(dates, labels, n_folds=n_folds, purge_gap=purge_gap)
+    np.testing.assert_array_equal(last.train_rows, folds[-1].train_rows)
+    np.testing.assert_array_equal(last.valid_rows, folds[-1].valid_rows)
+    assert (last.index, last.train_end, last.valid_start, last.valid_end) == (
+        folds[-1].index,
+        folds[-1].train_end,
+        folds[-1].valid_start,
+        folds[-1].valid_end,
+    )
+
+
+def _agrees_with_the_definition(dates, labels, n_folds, purge_gap) -> bool:
+    """Whether the folds are usable; raises AssertionError where the folds (or the check
+    made without their rows) differ from the definition."""
+    expected = _folds_by_definition(dates, labels, n_folds, purge_gap)
+    try:
+        last = last_walk_forward_fold(dates, labels, n_folds=n_folds, purge_gap=purge_gap)
+    except TrainingError:
+        assert expected is None
+        return False
+    assert expected is not None
+    np.testing.assert_array_equal(last.train_rows, expected[-1][0])
+    return True
+
+
+def test_the_fold_checks_flip_exactly_at_their_limits():
+    """One ticker, so rows are days: the first fold's training rows cross the minimum as
+    the data grows, and its second class arrives on either side of its last day."""
+    outcomes = set()
+    for n_days in range(300, 320):  # 3 blocks of about 100 days
+        dates, labels = _panel(n_days, n_tickers=1)
+        outcomes.add(_agrees_with_the_definition(dates, labels, 2, 1))
+    assert outcomes == {True, False}
+    outcomes = set()
+    dates, _ = _panel(400, n_tickers=1)
+    for first_down in range(125, 140):  # the first fold trains on days 0..131
+        labels = np.ones(len(dates), dtype=np.int8)
+        labels[first_down:] = 0
+        outcomes.add(_agrees_with_the_definition(dates, labels, 2, 1))
+    assert outcomes == {True, False}
+
+
+def test_polars_day_numbers_give_the_folds_of_the_dates():
+    import polars as pl
+
+    dates, labels = _panel(500)
+    days = pl.Series(dates).cast(pl.Date).to_physical().to_numpy()
+    assert days.dtype == np.int32
+    for by_date, by_day in zip(
+        walk_forward_folds(dates, labels, n_folds=4, purge_gap=3),
+        walk_forward_folds(days, labels, n_folds=4, purge_gap=3),
+        strict=True,
+    ):
+        assert by_date.to_dict() == by_day.to_dict()
+        np.testing.assert_array_equal(by_date.train_rows, by_day.train_rows)
+        np.testing.assert_array_equal(by_date.valid_rows, by_day.valid_rows)
 
 
 def test_purge_gap_of_the_horizon_drops_exactly_the_overlapping_labels():

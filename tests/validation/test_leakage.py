@@ -104,9 +104,10 @@ def test_an_unguarded_leak_scores_near_100_percent_where_honesty_scores_50(
 
 def test_training_rows_whose_label_reaches_into_the_backtest_are_purged():
     """A ticker with missing days reaches further in `horizon` of its own rows than the
-    market calendar's purge gap: those training rows are dropped."""
-    from marketpredictor_train.dataset import cut_dataset
-    from marketpredictor_train.dataset.guards import enforce_purge
+    market calendar's purge gap: the cut leaves those training rows out, and says so."""
+    from structlog.testing import capture_logs
+
+    from marketpredictor_train.dataset import cut_dataset, labelled_features
 
     horizon = 5
     frame = market(seed=3, tickers=("AAA", "BBB"), days=420)
@@ -123,26 +124,30 @@ def test_training_rows_whose_label_reaches_into_the_backtest_are_purged():
     end = calendar.to_list().index(dataset.window.train_end)
     gap = calendar[end - 4 : end + 6].to_list()
     gappy = frame.filter(~((pl.col("ticker") == "BBB") & pl.col("date").is_in(gap)))
-    dataset = cut_dataset(
-        gappy,
-        features.default_spec(),
-        horizon=horizon,
-        dead_band=0.0,
-        backtest_months=3,
-        purge_gap=horizon,
-    )
-    purged = enforce_purge(dataset, gappy, horizon)
-    assert purged.train.height < dataset.train.height
+    with capture_logs() as logs:
+        purged = cut_dataset(
+            gappy,
+            features.default_spec(),
+            horizon=horizon,
+            dead_band=0.0,
+            backtest_months=3,
+            purge_gap=horizon,
+        )
+    labelled = labelled_features(gappy, features.default_spec(), horizon=horizon)
+    unpurged = labelled.filter(pl.col("date") <= purged.window.train_end)
+    assert purged.train.height < unpurged.height
     label_end = gappy.sort("ticker", "date").with_columns(
         pl.col("date").shift(-horizon).over("ticker").alias("label_end")
     )
     ends = purged.train.join(label_end, on=["ticker", "date"]).get_column("label_end")
-    assert ends.max() < dataset.window.backtest_start
+    assert ends.max() < purged.window.backtest_start
+    said = [e for e in logs if e["event"].startswith("Purged training rows")]
+    assert [e["rows"] for e in said] == [unpurged.height - purged.train.height]
 
 
 def test_a_broken_split_stops_the_run():
     from marketpredictor_train.dataset import cut_dataset
-    from marketpredictor_train.dataset.guards import enforce_purge
+    from marketpredictor_train.dataset.guards import check_split
 
     frame = market(seed=3, tickers=("AAA",), days=420)
     dataset = cut_dataset(
@@ -153,21 +158,22 @@ def test_a_broken_split_stops_the_run():
         backtest_months=3,
         purge_gap=1,
     )
+    check_split(dataset)
     overlapping = dataclasses.replace(
-        dataset, train=pl.concat([dataset.train, dataset.backtest.head(5)])
+        dataset, train=pl.concat([dataset.train, dataset.backtest.head(5).drop("forward_return")])
     )
     with pytest.raises(TrainingError, match="chronological split is broken"):
-        enforce_purge(overlapping, frame, 1)
+        check_split(overlapping)
 
 
 @pytest.mark.slow
 def test_train_and_optimize_see_the_same_rows_when_the_guard_drops_some(cli, tmp_path):
     """Both commands get their rows from one guarded build: with a ticker whose missing
     days make the purge drop training rows, `train` and `optimize` still report the same
-    training rows, and fewer than the unguarded cut has."""
+    training rows, and fewer than the unpurged training part has."""
     import json
 
-    from marketpredictor_train.dataset import cut_dataset
+    from marketpredictor_train.dataset import cut_dataset, labelled_features
 
     horizon = 5
     frame = market(seed=5, tickers=("AAA", "BBB", "CCC"), days=520)
@@ -186,13 +192,8 @@ def test_train_and_optimize_see_the_same_rows_when_the_guard_drops_some(cli, tmp
     )
     source = tmp_path / "gappy.parquet"
     gappy.write_parquet(source)
-    unguarded = cut_dataset(
-        gappy,
-        features.default_spec(),
-        horizon=horizon,
-        dead_band=0.0,
-        backtest_months=3,
-        purge_gap=horizon,
+    unguarded = labelled_features(gappy, features.default_spec(), horizon=horizon).filter(
+        pl.col("date") <= cut.window.train_end
     )
     common = ("--source", source, "--horizon", horizon, "--backtest-months", 3, "--seed", 1)
     trained = cli("train", *common, "--dry-run", "--output-json", tmp_path / "train.json")
@@ -203,4 +204,4 @@ def test_train_and_optimize_see_the_same_rows_when_the_guard_drops_some(cli, tmp
     assert tuned.exit_code == 0, tuned.output
     n_train = json.loads((tmp_path / "train.json").read_text())["n_train"]
     n_tuned = json.loads((tmp_path / "opt.json").read_text())["n_train"]
-    assert n_train == n_tuned < unguarded.train.height
+    assert n_train == n_tuned < unguarded.height
