@@ -681,8 +681,11 @@ def _refit(
     the model, its number of rows and the last date it learned from."""
     import polars as pl
 
-    # (the training features may be float32, the backtest's are float64)
-    rows = pl.concat([dataset.train, dataset.backtest], how="vertical_relaxed")
+    # (the training features may be float32, the backtest's are float64; only the
+    # backtest has the returns)
+    columns = [*dataset.feature_columns, "label", "date"]
+    parts = [dataset.train.select(columns), dataset.backtest.select(columns)]
+    rows = pl.concat(parts, how="vertical_relaxed")
     x, y = dataset.xy(rows, model_cls.feature_dtype)
     model = model_cls(params, device=device, seed=settings.seed)
     try:
