@@ -102,18 +102,11 @@ def test_an_unguarded_leak_scores_near_100_percent_where_honesty_scores_50(
     assert any("far above what honest" in w for w in leaked.warnings)
 
 
-def test_training_rows_whose_label_reaches_into_the_backtest_are_purged():
-    """A ticker with missing days reaches further in `horizon` of its own rows than the
-    market calendar's purge gap: the cut leaves those training rows out, and says so."""
-    from structlog.testing import capture_logs
+def _cut(frame: pl.DataFrame, horizon: int):
+    """The cut of ``frame`` with purge gap ``horizon`` and 3 backtest months."""
+    from marketpredictor_train.dataset import cut_dataset
 
-    from marketpredictor_train.dataset import cut_dataset, labelled_features
-
-    horizon = 5
-    frame = market(seed=3, tickers=("AAA", "BBB"), days=420)
-    calendar = frame.get_column("date").unique().sort()
-    # BBB misses 10 trading days around the end of its training data
-    dataset = cut_dataset(
+    return cut_dataset(
         frame,
         features.default_spec(),
         horizon=horizon,
@@ -121,18 +114,29 @@ def test_training_rows_whose_label_reaches_into_the_backtest_are_purged():
         backtest_months=3,
         purge_gap=horizon,
     )
-    end = calendar.to_list().index(dataset.window.train_end)
-    gap = calendar[end - 4 : end + 6].to_list()
-    gappy = frame.filter(~((pl.col("ticker") == "BBB") & pl.col("date").is_in(gap)))
+
+
+def _with_a_gap_at_the_split(frame: pl.DataFrame, horizon: int) -> tuple[pl.DataFrame, object]:
+    """``frame`` with BBB missing 10 trading days around the end of the training data of
+    its :func:`_cut`, and that cut's last training date."""
+    calendar = frame.get_column("date").unique().sort().to_list()
+    train_end = _cut(frame, horizon).window.train_end
+    end = calendar.index(train_end)
+    gap = calendar[end - 4 : end + 6]
+    return frame.filter(~((pl.col("ticker") == "BBB") & pl.col("date").is_in(gap))), train_end
+
+
+def test_training_rows_whose_label_reaches_into_the_backtest_are_purged():
+    """A ticker with missing days reaches further in `horizon` of its own rows than the
+    market calendar's purge gap: the cut leaves those training rows out, and says so."""
+    from structlog.testing import capture_logs
+
+    from marketpredictor_train.dataset import labelled_features
+
+    horizon = 5
+    gappy, _ = _with_a_gap_at_the_split(market(seed=3, tickers=("AAA", "BBB"), days=420), horizon)
     with capture_logs() as logs:
-        purged = cut_dataset(
-            gappy,
-            features.default_spec(),
-            horizon=horizon,
-            dead_band=0.0,
-            backtest_months=3,
-            purge_gap=horizon,
-        )
+        purged = _cut(gappy, horizon)
     labelled = labelled_features(gappy, features.default_spec(), horizon=horizon)
     unpurged = labelled.filter(pl.col("date") <= purged.window.train_end)
     assert purged.train.height < unpurged.height
@@ -173,27 +177,15 @@ def test_train_and_optimize_see_the_same_rows_when_the_guard_drops_some(cli, tmp
     training rows, and fewer than the unpurged training part has."""
     import json
 
-    from marketpredictor_train.dataset import cut_dataset, labelled_features
+    from marketpredictor_train.dataset import labelled_features
 
     horizon = 5
     frame = market(seed=5, tickers=("AAA", "BBB", "CCC"), days=520)
-    calendar = frame.get_column("date").unique().sort().to_list()
-    cut = cut_dataset(
-        frame,
-        features.default_spec(),
-        horizon=horizon,
-        dead_band=0.0,
-        backtest_months=3,
-        purge_gap=horizon,
-    )
-    end = calendar.index(cut.window.train_end)
-    gappy = frame.filter(
-        ~((pl.col("ticker") == "BBB") & pl.col("date").is_in(calendar[end - 4 : end + 6]))
-    )
+    gappy, train_end = _with_a_gap_at_the_split(frame, horizon)
     source = tmp_path / "gappy.parquet"
     gappy.write_parquet(source)
     unguarded = labelled_features(gappy, features.default_spec(), horizon=horizon).filter(
-        pl.col("date") <= cut.window.train_end
+        pl.col("date") <= train_end
     )
     common = ("--source", source, "--horizon", horizon, "--backtest-months", 3, "--seed", 1)
     trained = cli("train", *common, "--dry-run", "--output-json", tmp_path / "train.json")
