@@ -14,8 +14,6 @@ from bisect import bisect_right
 from datetime import date
 from typing import TYPE_CHECKING, cast
 
-import structlog
-
 from marketpredictor_train.errors import TrainingError
 
 if TYPE_CHECKING:
@@ -23,8 +21,6 @@ if TYPE_CHECKING:
 
     from marketpredictor_train.dataset.table import Dataset
     from marketpredictor_train.features import FeatureSpec
-
-log = structlog.get_logger(__name__)
 
 # Enough tickers to catch a leaking indicator, few enough to cost a fraction of a second.
 LOOKAHEAD_TICKERS = 8

@@ -49,7 +49,8 @@ class Fold:
 def walk_forward_folds(
     dates: np.ndarray, labels: np.ndarray, *, n_folds: int, purge_gap: int
 ) -> list[Fold]:
-    """Folds over rows whose dates are ``dates`` (any order); see the module docstring.
+    """Folds over rows whose dates are ``dates`` (any order; datetime64, or day numbers
+    since 1970-01-01 as Polars' Date holds them); see the module docstring.
 
     Raises TrainingError (exit 1) when the rows are too few for ``n_folds`` folds."""
     plan = _FoldPlan(dates, labels, n_folds=n_folds, purge_gap=purge_gap)
