@@ -108,7 +108,7 @@ class LightGBMModelType(ModelType):
         stay for the fold's predictions."""
         import lightgbm
 
-        params = {**_train_params(cls(device=device, seed=seed)._build()), **_FOLD_DATASET}
+        params = _fold_params(cls(device=device, seed=seed)._build())
         train = lightgbm.Dataset(X, label=y, params=params).construct()
         valid = lightgbm.Dataset(X_valid, label=y_valid, reference=train, params=params)
         valid.construct()
@@ -129,7 +129,7 @@ class LightGBMModelType(ModelType):
         model = self._build()
         # What LGBMClassifier.fit trains with, on the Datasets it would build.
         self._booster = lightgbm.train(
-            {**_train_params(model), **_FOLD_DATASET},
+            _fold_params(model),
             train,
             num_boost_round=model.n_estimators,
             valid_sets=[valid],
@@ -206,10 +206,12 @@ class LightGBMModelType(ModelType):
         }
 
 
-# What a tuning fold's Datasets are built with beyond the model's parameters: LightGBM
-# refuses to train on a built Dataset with a smaller min_data_in_leaf
-# (min_child_samples) than it was built with while its feature pre-filter is on.
-_FOLD_DATASET = {"feature_pre_filter": False}
+def _fold_params(model: Any) -> dict[str, Any]:
+    """What a tuning fold's Datasets are built with and its fits train with:
+    :func:`_train_params`, and LightGBM's feature pre-filter off (LightGBM refuses to
+    train on a built Dataset with a smaller min_data_in_leaf, min_child_samples, than it
+    was built with while the pre-filter is on)."""
+    return {**_train_params(model), "feature_pre_filter": False}
 
 
 def _train_params(model: Any) -> dict[str, Any]:

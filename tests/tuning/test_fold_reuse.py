@@ -17,6 +17,17 @@ def _data(dataset, dtype="float32"):
     return TuningData(X, y, walk_forward_folds(dates, y, n_folds=2, purge_gap=1))
 
 
+def _objective(model_cls, dataset, *, dtype="float64", seed=1, pruning=False, reuse=True):
+    return Objective(
+        model_cls,
+        _data(dataset, dtype),
+        device="cpu",
+        seed=seed,
+        pruning=pruning,
+        reuse_folds=reuse,
+    )
+
+
 def _values(objective, n_trials=3):
     study = optuna.create_study(
         sampler=optuna.samplers.RandomSampler(seed=5), pruner=optuna.pruners.NopPruner()
@@ -36,15 +47,8 @@ def test_reused_fold_matrices_score_every_trial_as_fresh_ones(small_dataset, mon
         return original(cls, *args, **kwargs)
 
     monkeypatch.setattr(xgb, "prepare_fold", classmethod(counting))
-    reused = Objective(xgb, _data(small_dataset), device="cpu", seed=1, pruning=False)
-    fresh = Objective(
-        xgb,
-        _data(small_dataset, "float64"),
-        device="cpu",
-        seed=1,
-        pruning=False,
-        reuse_folds=False,
-    )
+    reused = _objective(xgb, small_dataset, dtype="float32")
+    fresh = _objective(xgb, small_dataset, reuse=False)
     assert reused.reuse_folds and not fresh.reuse_folds
     values, params = _values(reused)
     assert len(calls) == 2  # once per fold for the whole study, not per trial
@@ -52,13 +56,7 @@ def test_reused_fold_matrices_score_every_trial_as_fresh_ones(small_dataset, mon
 
 
 def test_a_model_type_without_its_own_preparation_keeps_nothing(small_dataset):
-    objective = Objective(
-        get_model_type("rf"),
-        _data(small_dataset, "float64"),
-        device="cpu",
-        seed=1,
-        pruning=False,
-    )
+    objective = _objective(get_model_type("rf"), small_dataset)
     assert not objective.reuse_folds
     _values(objective, n_trials=1)
     assert objective._folds == {}
@@ -130,13 +128,11 @@ def test_lgb_builds_each_folds_datasets_once_and_scores_trials_as_fresh_fits(
     the same values, parameters and fold log losses."""
     lgb = get_model_type("lgb")
     built = _counting_datasets(monkeypatch)
-    reused = Objective(lgb, _data(small_dataset, "float64"), device="cpu", seed=1, pruning=False)
+    reused = _objective(lgb, small_dataset)
     assert reused.reuse_folds and not reused.concurrent
     values, params = _values(reused)
     assert len(built) == 4
-    fresh = Objective(
-        lgb, _data(small_dataset, "float64"), device="cpu", seed=1, pruning=False, reuse_folds=False
-    )
+    fresh = _objective(lgb, small_dataset, reuse=False)
     built.clear()
     assert _values(fresh) == (values, params)
     assert len(built) == 3 * 2 * 2  # every fit builds its own pair
@@ -150,14 +146,7 @@ def test_lgb_fold_datasets_bin_with_the_studys_seed(small_dataset, monkeypatch):
     monkeypatch.setattr(lgb, "default_params", {**lgb.default_params, "subsample_for_bin": 60})
 
     def values(seed, reuse):
-        objective = Objective(
-            lgb,
-            _data(small_dataset, "float64"),
-            device="cpu",
-            seed=seed,
-            pruning=False,
-            reuse_folds=reuse,
-        )
+        objective = _objective(lgb, small_dataset, seed=seed, reuse=reuse)
         return _values(objective, n_trials=2)[0]
 
     reused = values(1, True)
@@ -171,14 +160,7 @@ def test_lgb_reused_datasets_prune_as_fresh_fits(small_dataset):
     lgb = get_model_type("lgb")
 
     def study(reuse):
-        objective = Objective(
-            lgb,
-            _data(small_dataset, "float64"),
-            device="cpu",
-            seed=1,
-            pruning=True,
-            reuse_folds=reuse,
-        )
+        objective = _objective(lgb, small_dataset, pruning=True, reuse=reuse)
         run = optuna.create_study(
             sampler=optuna.samplers.RandomSampler(seed=3),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
